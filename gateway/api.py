@@ -1,0 +1,204 @@
+"""The marketplace-facing HTTP API (Starlette).
+
+Every action is accepted as POST with a JSON body on `/` and on the documented paths. The app
+knows the pool and the dialect module, never a serial port. Bad input gets a clear `ERROR` reply
+and changes nothing; nothing a client sends can produce a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import zlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway import onlinesim
+from gateway.pool import NoNumbers, Pool, UnknownActivation
+from gateway.store import StoreError
+
+log = logging.getLogger(__name__)
+
+#: Largest request body accepted, before and after gzip decoding.
+MAX_BODY_BYTES = 64 * 1024
+JSON_TYPE = "application/json; charset=utf-8"
+
+
+class ApiError(Exception):
+    def __init__(self, http_status: int, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.message = message
+
+
+def json_response(payload: dict[str, Any], status_code: int = 200) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status_code=status_code, media_type=JSON_TYPE)
+
+
+class MarketplaceApi:
+    """Routes marketplace requests to the pool; holds the cached GET_SERVICES replies."""
+
+    def __init__(self, pool: Pool, key: str, health: Callable[[], dict[str, Any]] | None = None):
+        self.pool = pool
+        self._key = key.encode()
+        self._health = health
+        self._services_cache: dict[bool, tuple[int, Response]] = {}
+        self._handlers: dict[str, Callable[[onlinesim.Request], Awaitable[Response]]] = {
+            onlinesim.GET_SERVICES: self._get_services,
+            onlinesim.GET_NUMBER: self._get_number,
+            onlinesim.FINISH_ACTIVATION: self._finish_activation,
+        }
+
+    def routes(self) -> list[Route]:
+        paths = ["/", *onlinesim.PATHS]
+        return [
+            *(Route(path, self.endpoint, methods=["POST"]) for path in paths),
+            Route("/health", self.health, methods=["GET"]),
+        ]
+
+    async def endpoint(self, request: Request) -> Response:
+        try:
+            payload = await read_json(request)
+            parsed = onlinesim.parse_request(payload, request.url.path)
+            self._authenticate(request, parsed.key)
+            return await self._handlers[parsed.action](parsed)
+        except ApiError as exc:
+            return json_response(onlinesim.error_reply(exc.message), exc.http_status)
+        except onlinesim.BadRequest as exc:
+            return json_response(onlinesim.error_reply(str(exc)), 400)
+        except StoreError as exc:
+            log.error("event=store_failed error=%r", str(exc))
+            return json_response(onlinesim.error_reply("storage unavailable, try again"), 503)
+
+    def _authenticate(self, request: Request, body_key: str | None) -> None:
+        presented: list[str] = []
+        if body_key is not None:
+            presented.append(body_key)
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise ApiError(401, "unauthorized: Authorization must be 'Bearer <key>'")
+            presented.append(token.strip())
+        if not presented:
+            raise ApiError(401, "unauthorized: no key")
+        for candidate in presented:
+            if not hmac.compare_digest(candidate.encode(), self._key):
+                raise ApiError(401, "unauthorized: wrong key")
+
+    async def _get_services(self, request: onlinesim.Request) -> Response:
+        rent_only = request.rent_path
+        version = self.pool.version
+        cached = self._services_cache.get(rent_only)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        reply = onlinesim.services_reply(self.pool.service_counts(), rent_only=rent_only)
+        response = json_response(reply)
+        self._services_cache[rent_only] = (version, response)
+        return response
+
+    async def _get_number(self, request: onlinesim.Request) -> Response:
+        try:
+            issued = await self.pool.get_number(request.number_request())
+        except NoNumbers:
+            return json_response(onlinesim.no_numbers_reply())
+        return json_response(onlinesim.number_reply(issued.number, issued.activation_id))
+
+    async def _finish_activation(self, request: onlinesim.Request) -> Response:
+        body = request.body
+        assert isinstance(body, onlinesim.FinishActivationBody)
+        try:
+            await self.pool.finish(
+                body.activationId,
+                body.status,
+                float(body.sum) if body.sum is not None else None,
+            )
+        except UnknownActivation:
+            return json_response(onlinesim.error_reply("unknown activation"))
+        except ValueError as exc:
+            raise onlinesim.BadRequest(f"status: {exc}") from None
+        return json_response(onlinesim.success_reply())
+
+    async def health(self, request: Request) -> Response:
+        report: dict[str, Any] = {"status": "ok", "live_sims": len(self.pool.live_numbers())}
+        if self._health is not None:
+            report.update(self._health())
+        return json_response(report, 200 if report.get("status") == "ok" else 503)
+
+
+async def read_json(request: Request) -> Any:
+    """The request body as JSON: size-limited, gzip-aware, with a clear error for anything else."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise ApiError(400, "bad Content-Length")
+        if int(declared) > MAX_BODY_BYTES:
+            raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "client disconnected") from None
+    raw = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding == "gzip":
+        raw = gunzip_limited(raw, MAX_BODY_BYTES)
+    elif encoding not in ("identity", ""):
+        raise ApiError(415, f"unsupported Content-Encoding: {encoding[:20]}")
+    if not raw.strip():
+        raise ApiError(400, "empty body: a JSON object is expected")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+
+
+def gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Decompress a gzip body, refusing (413) one that inflates past `limit` (a gzip bomb)."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise ApiError(400, f"body is not valid gzip: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise ApiError(413, f"body larger than {limit} bytes once decompressed")
+    if not inflater.eof:
+        raise ApiError(400, "body is not valid gzip: truncated")
+    return out
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return json_response(onlinesim.error_reply("no such endpoint"), 404)
+
+
+async def _method_not_allowed(request: Request, exc: Exception) -> Response:
+    return json_response(onlinesim.error_reply("use POST with a JSON body"), 405)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("event=api_internal_error path=%s", request.url.path, exc_info=exc)
+    return json_response(onlinesim.error_reply("internal error"), 503)
+
+
+def create_app(api: MarketplaceApi, extra_routes: list[Route] | None = None) -> Starlette:
+    return Starlette(
+        routes=[*api.routes(), *(extra_routes or [])],
+        middleware=[Middleware(GZipMiddleware, minimum_size=0)],
+        exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
+    )

@@ -1,0 +1,517 @@
+"""The number pool: which numbers are live, which are leased, which may be issued for what.
+
+The pool decides in memory and persists before it answers. A decision (pick a number, mark it
+leased) is taken synchronously on the event loop, with no await in between, so two requests can
+never take the same number; the reply is sent only after the store has committed the lease.
+GET_SERVICES is served from counters that every change keeps current, never from a scan.
+
+The farm side is plain data: a SIM came online, went offline, an SMS arrived on a SIM.
+The marketplace side is plain data too: the dialect of a particular marketplace lives elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from gateway.store import (
+    ActivationRecord,
+    HistoryEntry,
+    IncomingSms,
+    SimRecord,
+    Store,
+    StoredSms,
+)
+
+log = logging.getLogger(__name__)
+
+#: The pseudo-service a rent is counted and issued under.
+RENT = "rent"
+#: Statuses that bar the number for the service for good (sold; not for this service).
+BARRING_STATUSES = frozenset({1, 3})
+#: Statuses that free the number and count one cancelled issue (cancelled, refunded, deprecated 2).
+ISSUE_STATUSES = frozenset({2, 4, 5})
+VALID_STATUSES = BARRING_STATUSES | ISSUE_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class OnlineSim:
+    """A SIM the farm reports ready, registered, with a known number and a working SMS path."""
+
+    iccid: str
+    number: str
+    country: str
+    operator: str
+    imsi: str | None = None
+    mccmnc: str | None = None
+    signal: int | None = None
+    number_source: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumberRequest:
+    """A GET_NUMBER in plain data."""
+
+    country: str
+    operator: str
+    service: str
+    sum: float | None = None
+    excluded_prefixes: tuple[str, ...] = ()
+
+    @property
+    def rent(self) -> bool:
+        return self.service.lower() == RENT
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    number: str
+    activation_id: int
+
+
+class NoNumbers(Exception):
+    """No number satisfies the request right now."""
+
+
+class UnknownActivation(Exception):
+    """FINISH_ACTIVATION for an id this pool never issued."""
+
+
+@dataclass(slots=True)
+class _LiveNumber:
+    """A live SIM as the pool sees it, with the per-service history that decides eligibility."""
+
+    sim: OnlineSim
+    last_issued: float
+    history: dict[str, HistoryEntry] = field(default_factory=dict)
+    history_loaded: bool = False
+
+    @property
+    def number(self) -> str:
+        return self.sim.number
+
+
+@dataclass(frozen=True, slots=True)
+class PoolRules:
+    """What the provider offers, from the configuration's [offer] table."""
+
+    services: tuple[str, ...]
+    rent: bool = False
+    max_issues_per_service: int = 4
+    min_sum: dict[str, float] = field(default_factory=dict)
+
+
+class Pool:
+    """Live numbers, open activations and per-service history; the single source of truth."""
+
+    def __init__(self, store: Store, rules: PoolRules, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.rules = rules
+        self.clock = clock
+        self._offered = frozenset(rules.services)
+        self._known_sims: dict[str, SimRecord] = {}
+        self._live_by_iccid: dict[str, _LiveNumber] = {}
+        self._live_by_number: dict[str, _LiveNumber] = {}
+        self._live_by_country: dict[str, dict[str, _LiveNumber]] = defaultdict(dict)
+        self._open_by_number: dict[str, ActivationRecord] = {}
+        self._open_by_id: dict[int, ActivationRecord] = {}
+        self._finishing: dict[int, asyncio.Future[None]] = {}
+        self._next_id = 1
+        # (country, operator) -> service -> numbers issuable right now; includes RENT.
+        self._counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        self._version = 0
+        self._listeners: list[Callable[[], None]] = []
+        self._push_listeners: list[Callable[[], None]] = []
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Take the persisted state: known SIMs, open activations, the next activation id."""
+        state = await self.store.load_state()
+        self._known_sims = dict(state.sims)
+        self._next_id = state.next_activation_id
+        for activation in state.open_activations:
+            self._open_by_number[activation.number] = activation
+            self._open_by_id[activation.id] = activation
+        log.info(
+            "event=pool_loaded sims=%d open_activations=%d next_activation_id=%d",
+            len(self._known_sims),
+            len(self._open_by_id),
+            self._next_id,
+        )
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every change that can alter GET_SERVICES."""
+        self._listeners.append(listener)
+
+    def on_push_queued(self, listener: Callable[[], None]) -> None:
+        """Call `listener` whenever an SMS was queued for PUSH_SMS."""
+        self._push_listeners.append(listener)
+
+    # --- what the farm tells the pool -------------------------------------------------------
+
+    async def sim_online(self, sim: OnlineSim) -> bool:
+        """Offer a SIM's number. Returns False when the number is live on another SIM."""
+        holder = self._live_by_number.get(sim.number)
+        if holder is not None and holder.sim.iccid != sim.iccid:
+            log.warning(
+                "event=number_conflict number=%s iccid=%s live_iccid=%s",
+                sim.number,
+                sim.iccid,
+                holder.sim.iccid,
+            )
+            return False
+        known = self._known_sims.get(sim.iccid)
+        record = SimRecord(
+            sim.iccid,
+            sim.imsi,
+            sim.number,
+            sim.number_source,
+            sim.country,
+            sim.operator,
+            sim.mccmnc,
+            known.last_issued if known else 0.0,
+        )
+        self._known_sims[sim.iccid] = record
+        await self.store.save_sim(record, self.clock())
+        current = self._live_by_iccid.get(sim.iccid)
+        if current is not None:
+            same_place = (current.sim.number, current.sim.country, current.sim.operator) == (
+                sim.number,
+                sim.country,
+                sim.operator,
+            )
+            if same_place:
+                self._update(current, lambda entry: setattr(entry, "sim", sim))
+                return True
+            self._withdraw(current)
+        entry = _LiveNumber(sim, record.last_issued)
+        self._live_by_iccid[sim.iccid] = entry
+        self._live_by_number[sim.number] = entry
+        self._live_by_country[sim.country][sim.number] = entry
+        # Count nothing until its history is known: never overstate GET_SERVICES.
+        history = await self.store.load_history(sim.number, self.rules.services)
+        if self._live_by_iccid.get(sim.iccid) is not entry:
+            return True  # went offline (or changed) while the history was loading
+        # Finishes that happened meanwhile were applied to the (empty) in-memory history as
+        # deltas; the loaded rows predate them (the store runs jobs in order), so merge.
+        for service, delta in entry.history.items():
+            base = history.get(service, HistoryEntry())
+            history[service] = HistoryEntry(base.issues + delta.issues, base.barred or delta.barred)
+        entry.history = history
+        entry.history_loaded = True
+        self._count(entry, +1)
+        self._changed()
+        log.info(
+            "event=sim_online iccid=%s number=%s country=%s operator=%s",
+            sim.iccid,
+            sim.number,
+            sim.country,
+            sim.operator,
+        )
+        return True
+
+    def sim_offline(self, iccid: str) -> None:
+        """Withdraw a SIM at once: its number stops counting in GET_SERVICES."""
+        entry = self._live_by_iccid.get(iccid)
+        if entry is None:
+            return
+        self._withdraw(entry)
+        log.info("event=sim_offline iccid=%s number=%s", iccid, entry.number)
+
+    def sim_signal(self, iccid: str, signal: int | None) -> None:
+        entry = self._live_by_iccid.get(iccid)
+        if entry is not None:
+            entry.sim = replace(entry.sim, signal=signal)
+
+    async def sms_received(self, sms: IncomingSms) -> StoredSms:
+        """Store an SMS (and queue its push when its number has an open activation).
+
+        Returns once the SMS is on disk: only then may the modem delete its copy.
+        """
+        known = self._known_sims.get(sms.iccid)
+        number = known.number if known else None
+        activation = self._open_by_number.get(number) if number else None
+        stored = await self.store.store_sms(
+            sms, number=number, activation=activation, push_at=self.clock()
+        )
+        if not stored.duplicate and stored.activation_id is not None:
+            for listener in self._push_listeners:
+                listener()
+        if not stored.duplicate:
+            log.info(
+                "event=sms_stored sms_id=%d iccid=%s number=%s activation_id=%s",
+                stored.id,
+                sms.iccid,
+                number,
+                stored.activation_id,
+            )
+        return stored
+
+    # --- what the marketplace asks ----------------------------------------------------------
+
+    def service_counts(self) -> dict[str, dict[str, dict[str, int]]]:
+        """country -> operator -> service -> numbers issuable now (offered services, plus rent)."""
+        services = list(self.rules.services) + ([RENT] if self.rules.rent else [])
+        report: dict[str, dict[str, dict[str, int]]] = {}
+        for (country, operator), counter in self._counts.items():
+            report.setdefault(country, {})[operator] = {s: counter.get(s, 0) for s in services}
+        return report
+
+    @property
+    def version(self) -> int:
+        """Bumped on every change that can alter service_counts(); lets callers cache replies."""
+        return self._version
+
+    def issuable(self, request: NumberRequest) -> bool:
+        """Whether this provider sells the request at all (service offered, price not too low)."""
+        service = RENT if request.rent else request.service
+        if request.rent:
+            if not self.rules.rent:
+                return False
+        elif service not in self._offered:
+            return False
+        floor = self.rules.min_sum.get(service)
+        return floor is None or (request.sum is not None and request.sum >= floor)
+
+    async def get_number(self, request: NumberRequest) -> Issued:
+        """Lease the least recently issued eligible number; durable before it returns."""
+        if not self.issuable(request):
+            raise NoNumbers
+        entry = self._pick(request)
+        if entry is None:
+            raise NoNumbers
+        now = self.clock()
+        activation = ActivationRecord(
+            id=self._next_id,
+            number=entry.number,
+            iccid=entry.sim.iccid,
+            service=RENT if request.rent else request.service,
+            rent=request.rent,
+            country=entry.sim.country,
+            operator=entry.sim.operator,
+            sum=request.sum,
+            created_at=now,
+        )
+        self._next_id += 1
+        previous_issue = entry.last_issued
+
+        def lease(e: _LiveNumber) -> None:
+            e.last_issued = now
+
+        self._open(activation)
+        self._update(entry, lease)
+        try:
+            await self.store.open_activation(activation)
+        except Exception:
+            # Not on disk, so not issued: undo and let the caller answer an error.
+            self._close(activation)
+            live = self._live_by_number.get(activation.number)
+            if live is not None:
+                self._update(live, lambda e: setattr(e, "last_issued", previous_issue))
+            raise
+        known = self._known_sims.get(activation.iccid)
+        if known is not None:
+            self._known_sims[activation.iccid] = replace(known, last_issued=now)
+        log.info(
+            "event=number_issued activation_id=%d number=%s service=%s",
+            activation.id,
+            activation.number,
+            activation.service,
+        )
+        return Issued(activation.number, activation.id)
+
+    async def finish(self, activation_id: int, status: int, finish_sum: float | None) -> None:
+        """Close an activation (idempotent); raises UnknownActivation for ids never issued."""
+        if status not in VALID_STATUSES:
+            raise ValueError(f"status must be one of {sorted(VALID_STATUSES)}")
+        pending = self._finishing.get(activation_id)
+        if pending is not None:
+            await asyncio.shield(pending)
+            return
+        activation = self._open_by_id.get(activation_id)
+        if activation is None:
+            if await self.store.activation_known(activation_id):
+                return
+            raise UnknownActivation(activation_id)
+        effect: str | None = None
+        if not activation.rent:
+            effect = "bar" if status in BARRING_STATUSES else "issue"
+        # The history changes in memory before the write is queued: a SIM whose history is
+        # still loading then merges it as a delta, and one loaded later reads it from disk.
+        undo_history = self._apply_history(activation.number, activation.service, effect)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing[activation_id] = future
+        try:
+            await self.store.finish_activation(
+                activation_id,
+                status=status,
+                finish_sum=finish_sum,
+                finished_at=self.clock(),
+                history_effect=effect,
+            )
+        except BaseException as exc:
+            undo_history()
+            future.set_exception(exc)
+            future.exception()  # marked retrieved; concurrent waiters still get it raised
+            raise
+        else:
+            self._close(activation)
+            future.set_result(None)
+            log.info(
+                "event=activation_finished activation_id=%d number=%s status=%d",
+                activation_id,
+                activation.number,
+                status,
+            )
+        finally:
+            del self._finishing[activation_id]
+
+    def open_activation_for(self, number: str) -> ActivationRecord | None:
+        return self._open_by_number.get(number)
+
+    def open_activations(self) -> list[ActivationRecord]:
+        return sorted(self._open_by_id.values(), key=lambda a: a.id)
+
+    def live_numbers(self) -> list[OnlineSim]:
+        return [entry.sim for entry in self._live_by_iccid.values()]
+
+    def known_sim(self, iccid: str) -> SimRecord | None:
+        return self._known_sims.get(iccid)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _pick(self, request: NumberRequest) -> _LiveNumber | None:
+        candidates = self._live_by_country.get(request.country)
+        if not candidates:
+            return None
+        service = RENT if request.rent else request.service
+        operator = request.operator
+        excluded = request.excluded_prefixes
+        best: _LiveNumber | None = None
+        best_key: tuple[float, int] | None = None
+        for number, entry in candidates.items():
+            if operator != "any" and entry.sim.operator != operator:
+                continue
+            if not self._eligible(entry, service):
+                continue
+            if excluded and number.startswith(excluded):
+                continue
+            key = (entry.last_issued, -(entry.sim.signal or 0))
+            if best_key is None or key < best_key:
+                best, best_key = entry, key
+        return best
+
+    def _eligible(self, entry: _LiveNumber, service: str) -> bool:
+        if not entry.history_loaded or entry.number in self._open_by_number:
+            return False
+        if service == RENT:
+            return self.rules.rent
+        if service not in self._offered:
+            return False
+        history = entry.history.get(service)
+        if history is None:
+            return True
+        return not history.barred and history.issues < self.rules.max_issues_per_service
+
+    def _services_of(self, entry: _LiveNumber) -> list[str]:
+        services = [s for s in self.rules.services if self._eligible(entry, s)]
+        if self.rules.rent and self._eligible(entry, RENT):
+            services.append(RENT)
+        return services
+
+    def _count(self, entry: _LiveNumber, sign: int) -> None:
+        counter = self._counts[(entry.sim.country, entry.sim.operator)]
+        for service in self._services_of(entry):
+            counter[service] += sign
+        # Keep the key even at zero: a live country with nothing to sell still reports 0s.
+        if sign < 0 and not any(counter.values()):
+            still_live = any(
+                e.sim.operator == entry.sim.operator and e is not entry
+                for e in self._live_by_country.get(entry.sim.country, {}).values()
+            )
+            if not still_live:
+                del self._counts[(entry.sim.country, entry.sim.operator)]
+
+    def _update(self, entry: _LiveNumber, change: Callable[[_LiveNumber], None]) -> None:
+        """Apply a change to a live number, keeping the GET_SERVICES counters exact."""
+        counted = entry.history_loaded and self._live_by_iccid.get(entry.sim.iccid) is entry
+        if counted:
+            self._count(entry, -1)
+        change(entry)
+        if counted:
+            self._count(entry, +1)
+        self._changed()
+
+    def _withdraw(self, entry: _LiveNumber) -> None:
+        if entry.history_loaded:
+            self._count(entry, -1)
+        self._live_by_iccid.pop(entry.sim.iccid, None)
+        if self._live_by_number.get(entry.number) is entry:
+            del self._live_by_number[entry.number]
+        by_country = self._live_by_country.get(entry.sim.country)
+        if by_country is not None and by_country.get(entry.number) is entry:
+            del by_country[entry.number]
+            if not by_country:
+                del self._live_by_country[entry.sim.country]
+        self._changed()
+
+    def _open(self, activation: ActivationRecord) -> None:
+        def mark(_: _LiveNumber | None = None) -> None:
+            self._open_by_number[activation.number] = activation
+            self._open_by_id[activation.id] = activation
+
+        self._change_number(activation.number, mark)
+
+    def _close(self, activation: ActivationRecord) -> None:
+        def unmark(_: _LiveNumber | None = None) -> None:
+            self._open_by_id.pop(activation.id, None)
+            if self._open_by_number.get(activation.number) is activation:
+                del self._open_by_number[activation.number]
+
+        self._change_number(activation.number, unmark)
+
+    def _change_number(self, number: str, change: Callable[..., None]) -> None:
+        entry = self._live_by_number.get(number)
+        if entry is None:
+            change()
+            self._changed()
+        else:
+            self._update(entry, change)
+
+    def _apply_history(self, number: str, service: str, effect: str | None) -> Callable[[], None]:
+        """Apply a finish's effect to a live number's history; returns how to undo it."""
+        entry = self._live_by_number.get(number)
+        if entry is None or effect is None:
+            return lambda: None  # not live: the store holds it, read again when it comes back
+        before = entry.history.get(service)
+
+        def apply(e: _LiveNumber) -> None:
+            old = e.history.get(service, HistoryEntry())
+            if effect == "bar":
+                e.history[service] = HistoryEntry(old.issues, True)
+            else:
+                e.history[service] = HistoryEntry(old.issues + 1, old.barred)
+
+        def restore(e: _LiveNumber) -> None:
+            if before is None:
+                e.history.pop(service, None)
+            else:
+                e.history[service] = before
+
+        self._update(entry, apply)
+        return lambda: self._update(entry, restore)
+
+    def _changed(self) -> None:
+        self._version += 1
+        for listener in self._listeners:
+            listener()
+
+
+def normalise_prefixes(items: Iterable[int | str]) -> tuple[str, ...]:
+    """exceptionPhoneSet items (ints or digit strings) as digit-string prefixes."""
+    return tuple(str(item) for item in items)

@@ -1,0 +1,171 @@
+"""The PUSH_SMS outbox worker: every queued SMS reaches the marketplace, once.
+
+An SMS is queued in the same transaction that stores it (see the store). This worker sends what
+is due, records each outcome, and retries every `push_retry_seconds` until the marketplace says
+SUCCESS or refuses for good. It never gives up silently, and after SUCCESS it never sends again;
+pending pushes resume after a restart because the queue is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from gateway import onlinesim
+from gateway.store import PendingPush, Store
+
+log = logging.getLogger(__name__)
+
+#: Pushes taken from the outbox per round.
+PUSH_BATCH = 64
+#: Pushes in flight at once.
+PUSH_CONCURRENCY = 16
+#: Longest idle wait between outbox checks when nothing is due (a safety net; wake() is the norm).
+IDLE_RECHECK_SECONDS = 30.0
+USER_AGENT = "simfarm/0.1 (+PUSH_SMS)"
+
+
+@dataclass(frozen=True, slots=True)
+class PushSettings:
+    key: str
+    url: str
+    rent_url: str
+    retry_seconds: float = 10.0
+    timeout_seconds: float = 10.0
+
+
+@dataclass(slots=True)
+class PushCounters:
+    pushed: int = 0
+    refused: int = 0
+    retried: int = 0
+
+
+class PushWorker:
+    """Drains the durable PUSH_SMS outbox."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: PushSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.counters = PushCounters()
+        self._client = client
+        self._own_client = client is None
+        self._wake = asyncio.Event()
+        self._in_flight: set[int] = set()
+        self._limit = asyncio.Semaphore(PUSH_CONCURRENCY)
+
+    def wake(self) -> None:
+        """Something was queued: look at the outbox now rather than at the next due time."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Push until cancelled."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
+        try:
+            while True:
+                self._wake.clear()
+                attempted = await self.push_due()
+                if attempted:
+                    continue
+                await self._sleep_until_due()
+        finally:
+            if self._own_client and self._client is not None:
+                await self._client.aclose()
+                self._client = None
+
+    async def _sleep_until_due(self) -> None:
+        next_at = await self.store.next_push_at()
+        delay = IDLE_RECHECK_SECONDS
+        if next_at is not None:
+            delay = min(delay, max(0.0, next_at - self.clock()))
+        if delay <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay)
+
+    async def push_due(self) -> int:
+        """Send every push that is due now; returns how many were attempted."""
+        due = [
+            p
+            for p in await self.store.due_pushes(self.clock(), PUSH_BATCH)
+            if p.sms_id not in self._in_flight
+        ]
+        if not due:
+            return 0
+        await asyncio.gather(*(self._push_one(p) for p in due))
+        return len(due)
+
+    async def _push_one(self, push: PendingPush) -> None:
+        self._in_flight.add(push.sms_id)
+        try:
+            async with self._limit:
+                outcome, detail = await self._send(push)
+            now = self.clock()
+            retry_at = now + self.settings.retry_seconds if outcome == "retry" else None
+            await self.store.record_push(
+                push.sms_id, outcome=outcome, at=now, error=detail, retry_at=retry_at
+            )
+        finally:
+            self._in_flight.discard(push.sms_id)
+        if outcome == "pushed":
+            self.counters.pushed += 1
+        elif outcome == "refused":
+            self.counters.refused += 1
+        else:
+            self.counters.retried += 1
+        log.info(
+            "event=push sms_id=%d activation_id=%d outcome=%s attempt=%d detail=%s",
+            push.sms_id,
+            push.activation_id,
+            outcome,
+            push.attempts + 1,
+            detail,
+        )
+
+    async def _send(self, push: PendingPush) -> tuple[str, str | None]:
+        settings = self.settings
+        body = onlinesim.push_sms_body(
+            key=settings.key,
+            sms_id=push.sms_id,
+            number=push.number,
+            sender=push.sender,
+            text=push.text,
+            rent=push.rent,
+        )
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            "Authorization": f"Bearer {settings.key}",
+        }
+        url = settings.rent_url if push.rent else settings.url
+        assert self._client is not None
+        try:
+            reply = await self._client.post(
+                url,
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                headers=headers,
+                timeout=settings.timeout_seconds,
+            )
+        except httpx.HTTPError as exc:
+            return "retry", f"{type(exc).__name__}: {exc}"[:200]
+        try:
+            payload = reply.json()
+        except ValueError:
+            payload = reply.text
+        return onlinesim.push_outcome(reply.status_code, payload)

@@ -1,0 +1,637 @@
+"""The one module that owns SQLite.
+
+Every statement simfarm runs against its database lives here. All of them run on one writer
+thread, so the event loop never blocks on the disk; writes that arrive together are committed
+together (group commit), so each GET_NUMBER is durable (`synchronous=FULL`) without paying one
+fsync per request. The schema is versioned and migrated forward in place: a provider's
+database file is upgraded, never replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Most jobs folded into one transaction; bounds the latency one commit adds to the first job.
+MAX_JOBS_PER_COMMIT = 256
+#: How long a writer waits on a locked database before the job fails (another process holds it).
+BUSY_TIMEOUT_SECONDS = 5.0
+
+# Each migration brings the schema from version i to i + 1; append only, never edit a released one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sims (
+        iccid          TEXT PRIMARY KEY,
+        imsi           TEXT,
+        number         TEXT,
+        number_source  TEXT,
+        country        TEXT,
+        operator       TEXT,
+        mccmnc         TEXT,
+        first_seen     REAL NOT NULL,
+        last_seen      REAL NOT NULL,
+        last_issued    REAL NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sims_by_number ON sims(number);
+
+    CREATE TABLE activations (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        number         TEXT NOT NULL,
+        iccid          TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        rent           INTEGER NOT NULL,
+        country        TEXT NOT NULL,
+        operator       TEXT NOT NULL,
+        sum            REAL,
+        created_at     REAL NOT NULL,
+        finished_at    REAL,
+        finish_status  INTEGER,
+        finish_sum     REAL
+    );
+    -- Invariant 1 of the design, enforced by the database itself.
+    CREATE UNIQUE INDEX activations_one_open_per_number
+        ON activations(number) WHERE finished_at IS NULL;
+
+    CREATE TABLE history (
+        number         TEXT NOT NULL,
+        service        TEXT NOT NULL,
+        issues         INTEGER NOT NULL DEFAULT 0,
+        barred         INTEGER NOT NULL DEFAULT 0,
+        last_status    INTEGER,
+        updated_at     REAL NOT NULL,
+        PRIMARY KEY (number, service)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE sms (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint    TEXT NOT NULL UNIQUE,
+        iccid          TEXT NOT NULL,
+        number         TEXT,
+        sender         TEXT NOT NULL,
+        text           TEXT NOT NULL,
+        pdus           TEXT NOT NULL,
+        decode_error   TEXT,
+        received_at    REAL NOT NULL,
+        activation_id  INTEGER REFERENCES activations(id)
+    );
+    CREATE INDEX sms_by_received ON sms(received_at);
+
+    CREATE TABLE push_outbox (
+        sms_id           INTEGER PRIMARY KEY REFERENCES sms(id),
+        activation_id    INTEGER NOT NULL REFERENCES activations(id),
+        rent             INTEGER NOT NULL,
+        state            TEXT NOT NULL CHECK (state IN ('pending', 'pushed', 'refused')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  REAL NOT NULL,
+        last_error       TEXT,
+        done_at          REAL
+    );
+    CREATE INDEX push_outbox_due ON push_outbox(next_attempt_at) WHERE state = 'pending';
+    """,
+)
+
+
+class StoreError(RuntimeError):
+    """The database could not be opened, migrated or written."""
+
+
+# --- plain data crossing the store's edge -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SimRecord:
+    """What the store remembers of a SIM card, keyed by ICCID."""
+
+    iccid: str
+    imsi: str | None
+    number: str | None
+    number_source: str | None
+    country: str | None
+    operator: str | None
+    mccmnc: str | None
+    last_issued: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ActivationRecord:
+    """One activation (a lease of a number for one service, or a rent)."""
+
+    id: int
+    number: str
+    iccid: str
+    service: str
+    rent: bool
+    country: str
+    operator: str
+    sum: float | None
+    created_at: float
+    finished_at: float | None = None
+    finish_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """Per (number, service): cancelled issues so far and whether the service is barred."""
+
+    issues: int = 0
+    barred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingSms:
+    """A complete SMS as the farm hands it to the pool (parts already joined)."""
+
+    iccid: str
+    fingerprint: str
+    sender: str
+    text: str
+    pdus: tuple[str, ...]
+    received_at: float
+    decode_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSms:
+    """The outcome of storing an SMS: its permanent id, and whether it was already known."""
+
+    id: int
+    duplicate: bool
+    activation_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingPush:
+    """A PUSH_SMS that still has to reach the marketplace."""
+
+    sms_id: int
+    activation_id: int
+    rent: bool
+    number: str
+    sender: str
+    text: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class SmsRow:
+    """A stored SMS as the operator's tools list it."""
+
+    id: int
+    iccid: str
+    number: str | None
+    sender: str
+    text: str
+    received_at: float
+    activation_id: int | None
+    push_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """Everything the pool needs in memory at start-up."""
+
+    sims: dict[str, SimRecord]
+    open_activations: list[ActivationRecord]
+    next_activation_id: int
+
+
+# --- the writer thread ----------------------------------------------------------------------
+
+
+class _Job:
+    __slots__ = ("fn", "future", "loop")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], loop, future) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.future = future
+
+
+def _resolve(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the database with the settings every simfarm connection uses."""
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+    )
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to the newest version; returns the version it is at."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    version = row[0] or 0
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"database schema version {version} is newer than this simfarm knows "
+            f"({len(MIGRATIONS)}); upgrade simfarm instead of using an older one"
+        )
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(MIGRATIONS[target - 1]):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("event=schema_migrated version=%d", target)
+    return len(MIGRATIONS)
+
+
+def _split_sql(script: str) -> Iterable[str]:
+    """Statements of a migration (ours never hold a ';' inside a literal)."""
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
+
+class Store:
+    """The database of one simfarm daemon; every method is a coroutine run on the writer thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        store = cls(Path(path))
+        await asyncio.to_thread(store._open_blocking)
+        store._thread = threading.Thread(target=store._run, name="simfarm-store", daemon=True)
+        store._thread.start()
+        return store
+
+    def _open_blocking(self) -> None:
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = connect(self.path)
+            migrate(conn)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self._conn = conn
+
+    async def close(self) -> None:
+        if self._thread is None:
+            return
+        self._jobs.put(None)
+        await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    # The writer loop: take every job that is waiting, run each in a savepoint, commit once.
+    def _run(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        stop = False
+        while not stop:
+            first = self._jobs.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_JOBS_PER_COMMIT:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stop = True
+                    break
+                batch.append(job)
+            self._run_batch(conn, batch)
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            for job in batch:
+                job.loop.call_soon_threadsafe(_resolve, job.future, None, StoreError(str(exc)))
+            return
+        for job in batch:
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job.fn(conn)
+            except Exception as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((job, None, exc))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((job, result, None))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            log.error("event=commit_failed error=%r", str(exc))
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            outcomes = [(job, None, StoreError(f"commit failed: {exc}")) for job, _, _ in outcomes]
+        for job, result, error in outcomes:
+            if isinstance(error, sqlite3.Error):
+                error = StoreError(str(error))
+            job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(conn)` on the writer thread inside a transaction; resolves once committed."""
+        if self._thread is None:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._jobs.put(_Job(fn, loop, future))
+        # The job runs whether or not the caller waits: never leave a half-known write behind.
+        return await asyncio.shield(future)
+
+    # --- start-up ---------------------------------------------------------------------------
+
+    async def load_state(self) -> StoredState:
+        def load(conn: sqlite3.Connection) -> StoredState:
+            sims = {
+                row[0]: SimRecord(*row)
+                for row in conn.execute(
+                    "SELECT iccid, imsi, number, number_source, country, operator, mccmnc,"
+                    " last_issued FROM sims"
+                )
+            }
+            open_rows = conn.execute(
+                "SELECT id, number, iccid, service, rent, country, operator, sum, created_at"
+                " FROM activations WHERE finished_at IS NULL"
+            ).fetchall()
+            seq = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'activations'"
+            ).fetchone()
+            top = conn.execute("SELECT max(id) FROM activations").fetchone()[0]
+            next_id = max(seq[0] if seq else 0, top or 0) + 1
+            return StoredState(
+                sims=sims,
+                open_activations=[
+                    ActivationRecord(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in open_rows
+                ],
+                next_activation_id=next_id,
+            )
+
+        return await self.run(load)
+
+    async def load_history(self, number: str, services: Iterable[str]) -> dict[str, HistoryEntry]:
+        wanted = list(services)
+
+        def load(conn: sqlite3.Connection) -> dict[str, HistoryEntry]:
+            marks = ",".join("?" * len(wanted))
+            rows = conn.execute(
+                f"SELECT service, issues, barred FROM history"
+                f" WHERE number = ? AND service IN ({marks})",
+                (number, *wanted),
+            )
+            return {service: HistoryEntry(issues, bool(barred)) for service, issues, barred in rows}
+
+        return await self.run(load)
+
+    # --- SIMs -------------------------------------------------------------------------------
+
+    async def save_sim(self, sim: SimRecord, seen_at: float) -> None:
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO sims (iccid, imsi, number, number_source, country, operator, mccmnc,"
+                " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(iccid) DO UPDATE SET imsi = excluded.imsi,"
+                " number = excluded.number, number_source = excluded.number_source,"
+                " country = excluded.country, operator = excluded.operator,"
+                " mccmnc = excluded.mccmnc, last_seen = excluded.last_seen",
+                (
+                    sim.iccid,
+                    sim.imsi,
+                    sim.number,
+                    sim.number_source,
+                    sim.country,
+                    sim.operator,
+                    sim.mccmnc,
+                    seen_at,
+                    seen_at,
+                ),
+            )
+
+        await self.run(save)
+
+    # --- activations ------------------------------------------------------------------------
+
+    async def open_activation(self, activation: ActivationRecord) -> None:
+        """Persist a new activation; the unique index refuses a second open one per number."""
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO activations (id, number, iccid, service, rent, country, operator,"
+                " sum, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    activation.id,
+                    activation.number,
+                    activation.iccid,
+                    activation.service,
+                    int(activation.rent),
+                    activation.country,
+                    activation.operator,
+                    activation.sum,
+                    activation.created_at,
+                ),
+            )
+            conn.execute(
+                "UPDATE sims SET last_issued = ? WHERE iccid = ?",
+                (activation.created_at, activation.iccid),
+            )
+
+        await self.run(insert)
+
+    async def finish_activation(
+        self,
+        activation_id: int,
+        *,
+        status: int,
+        finish_sum: float | None,
+        finished_at: float,
+        history_effect: str | None,
+    ) -> None:
+        """Close an activation and apply its effect on the number's history for the service.
+
+        `history_effect` is "bar" (status 3 and 1), "issue" (4, 5 and 2) or None (rent).
+        """
+
+        def finish(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT number, service FROM activations WHERE id = ? AND finished_at IS NULL",
+                (activation_id,),
+            ).fetchone()
+            if row is None:
+                return
+            conn.execute(
+                "UPDATE activations SET finished_at = ?, finish_status = ?, finish_sum = ?"
+                " WHERE id = ?",
+                (finished_at, status, finish_sum, activation_id),
+            )
+            if history_effect is None:
+                return
+            number, service = row
+            barred, issues = (1, 0) if history_effect == "bar" else (0, 1)
+            conn.execute(
+                "INSERT INTO history (number, service, issues, barred, last_status, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(number, service) DO UPDATE SET"
+                " issues = issues + excluded.issues, barred = max(barred, excluded.barred),"
+                " last_status = excluded.last_status, updated_at = excluded.updated_at",
+                (number, service, issues, barred, status, finished_at),
+            )
+
+        await self.run(finish)
+
+    async def activation_known(self, activation_id: int) -> bool:
+        def known(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT 1 FROM activations WHERE id = ?", (activation_id,))
+            return row.fetchone() is not None
+
+        return await self.run(known)
+
+    async def list_open_activations(self) -> list[ActivationRecord]:
+        def listing(conn: sqlite3.Connection) -> list[ActivationRecord]:
+            rows = conn.execute(
+                "SELECT id, number, iccid, service, rent, country, operator, sum, created_at"
+                " FROM activations WHERE finished_at IS NULL ORDER BY id"
+            )
+            return [ActivationRecord(r[0], r[1], r[2], r[3], bool(r[4]), *r[5:]) for r in rows]
+
+        return await self.run(listing)
+
+    # --- SMS and the push outbox ------------------------------------------------------------
+
+    async def store_sms(
+        self,
+        sms: IncomingSms,
+        *,
+        number: str | None,
+        activation: ActivationRecord | None,
+        push_at: float,
+    ) -> StoredSms:
+        """Store an SMS and, when its number has an open activation, queue its push.
+
+        Both happen in one transaction: an SMS on disk with an open activation always has its
+        push queued. A fingerprint seen before returns the first copy's id and changes nothing.
+        """
+
+        def store(conn: sqlite3.Connection) -> StoredSms:
+            known = conn.execute(
+                "SELECT id, activation_id FROM sms WHERE fingerprint = ?", (sms.fingerprint,)
+            ).fetchone()
+            if known is not None:
+                return StoredSms(known[0], True, known[1])
+            cursor = conn.execute(
+                "INSERT INTO sms (fingerprint, iccid, number, sender, text, pdus, decode_error,"
+                " received_at, activation_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    sms.fingerprint,
+                    sms.iccid,
+                    number,
+                    sms.sender,
+                    sms.text,
+                    json.dumps(list(sms.pdus)),
+                    sms.decode_error,
+                    sms.received_at,
+                    activation.id if activation else None,
+                ),
+            )
+            sms_id = cursor.lastrowid
+            if activation is not None:
+                conn.execute(
+                    "INSERT INTO push_outbox (sms_id, activation_id, rent, state, next_attempt_at)"
+                    " VALUES (?, ?, ?, 'pending', ?)",
+                    (sms_id, activation.id, int(activation.rent), push_at),
+                )
+            return StoredSms(sms_id, False, activation.id if activation else None)
+
+        return await self.run(store)
+
+    async def due_pushes(self, now: float, limit: int) -> list[PendingPush]:
+        def due(conn: sqlite3.Connection) -> list[PendingPush]:
+            rows = conn.execute(
+                "SELECT o.sms_id, o.activation_id, o.rent, a.number, s.sender, s.text, o.attempts"
+                " FROM push_outbox o JOIN sms s ON s.id = o.sms_id"
+                " JOIN activations a ON a.id = o.activation_id"
+                " WHERE o.state = 'pending' AND o.next_attempt_at <= ?"
+                " ORDER BY o.next_attempt_at, o.sms_id LIMIT ?",
+                (now, limit),
+            )
+            return [PendingPush(r[0], r[1], bool(r[2]), r[3], r[4], r[5], r[6]) for r in rows]
+
+        return await self.run(due)
+
+    async def next_push_at(self) -> float | None:
+        def earliest(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute(
+                "SELECT min(next_attempt_at) FROM push_outbox WHERE state = 'pending'"
+            ).fetchone()
+            return row[0]
+
+        return await self.run(earliest)
+
+    async def record_push(
+        self, sms_id: int, *, outcome: str, at: float, error: str | None, retry_at: float | None
+    ) -> None:
+        """Record one push attempt: "pushed", "refused" (final) or "retry" at `retry_at`."""
+        if outcome not in ("pushed", "refused", "retry"):
+            raise ValueError(f"unknown push outcome {outcome!r}")
+
+        def record(conn: sqlite3.Connection) -> None:
+            if outcome == "retry":
+                conn.execute(
+                    "UPDATE push_outbox SET attempts = attempts + 1, next_attempt_at = ?,"
+                    " last_error = ? WHERE sms_id = ? AND state = 'pending'",
+                    (retry_at, error, sms_id),
+                )
+            else:
+                conn.execute(
+                    "UPDATE push_outbox SET attempts = attempts + 1, state = ?, done_at = ?,"
+                    " last_error = ? WHERE sms_id = ? AND state = 'pending'",
+                    (outcome, at, error, sms_id),
+                )
+
+        await self.run(record)
+
+    async def push_counts(self) -> dict[str, int]:
+        def counts(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute("SELECT state, count(*) FROM push_outbox GROUP BY state")
+            return {state: n for state, n in rows}
+
+        return await self.run(counts)
+
+    async def recent_sms(self, limit: int) -> list[SmsRow]:
+        def recent(conn: sqlite3.Connection) -> list[SmsRow]:
+            rows = conn.execute(
+                "SELECT s.id, s.iccid, s.number, s.sender, s.text, s.received_at,"
+                " s.activation_id, o.state FROM sms s LEFT JOIN push_outbox o ON o.sms_id = s.id"
+                " ORDER BY s.id DESC LIMIT ?",
+                (limit,),
+            )
+            return [SmsRow(*r) for r in rows]
+
+        return await self.run(recent)
