@@ -6,12 +6,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-import uvicorn
-
 from gateway.api import MarketplaceApi, create_app
+from gateway.http_server import BackgroundServer
 from gateway.pool import Pool, PoolRules
 from gateway.push import PushSettings, PushWorker
 from gateway.store import Store
@@ -20,17 +18,6 @@ if TYPE_CHECKING:
     from gateway.config import Config
 
 log = logging.getLogger(__name__)
-
-#: How long in-flight HTTP requests may take to finish on shutdown.
-SHUTDOWN_GRACE_SECONDS = 5.0
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handling: the daemon owns SIGINT and SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def pool_rules(config: Config) -> PoolRules:
@@ -51,14 +38,14 @@ class Daemon:
         self.store: Store | None = None
         self.pool: Pool | None = None
         self.push: PushWorker | None = None
-        self._server: _Server | None = None
+        self._server: BackgroundServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
     @property
     def port(self) -> int:
         """The port the API listens on (the real one when the configuration says 0)."""
-        assert self._server is not None and self._server.servers
-        return self._server.servers[0].sockets[0].getsockname()[1]
+        assert self._server is not None
+        return self._server.port
 
     async def start(self) -> None:
         config = self.config
@@ -79,33 +66,15 @@ class Daemon:
         self.pool.on_push_queued(self.push.wake)
         self._tasks.append(asyncio.create_task(self.push.run(), name="push-worker"))
         api = MarketplaceApi(self.pool, market.key)
-        server_config = uvicorn.Config(
-            create_app(api),
-            host=config.server.host,
-            port=config.server.port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
-        )
-        self._server = _Server(server_config)
-        serving = asyncio.create_task(self._server.serve(), name="api-server")
-        self._tasks.append(serving)
-        while not self._server.started:
-            if serving.done():
-                serving.result()  # raises the reason it could not start
-                raise RuntimeError(
-                    f"the API could not listen on {config.server.host}:{config.server.port}"
-                )
-            await asyncio.sleep(0.01)
+        self._server = BackgroundServer(create_app(api), config.server.host, config.server.port)
+        await self._server.start()
         log.info("event=api_listening host=%s port=%d", config.server.host, self.port)
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        for task in reversed(self._tasks):
-            if task.get_name() != "api-server":
-                task.cancel()
+            await self._server.stop()
+        for task in self._tasks:
+            task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
