@@ -40,6 +40,7 @@ class Daemon:
         self.push: PushWorker | None = None
         self._server: BackgroundServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._push_task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -64,7 +65,7 @@ class Daemon:
             ),
         )
         self.pool.on_push_queued(self.push.wake)
-        self._tasks.append(asyncio.create_task(self.push.run(), name="push-worker"))
+        self._push_task = asyncio.create_task(self.push.run(), name="push-worker")
         api = MarketplaceApi(self.pool, market.key)
         self._server = BackgroundServer(create_app(api), config.server.host, config.server.port)
         await self._server.start()
@@ -73,6 +74,8 @@ class Daemon:
     async def stop(self) -> None:
         if self._server is not None:
             await self._server.stop()
+        if self.push is not None and self._push_task is not None:
+            await self.push.stop(self._push_task)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

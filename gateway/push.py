@@ -66,6 +66,7 @@ class PushWorker:
         self._client = client
         self._own_client = client is None
         self._wake = asyncio.Event()
+        self._stopping = False
         self._in_flight: set[int] = set()
         self._limit = asyncio.Semaphore(PUSH_CONCURRENCY)
 
@@ -73,12 +74,27 @@ class PushWorker:
         """Something was queued: look at the outbox now rather than at the next due time."""
         self._wake.set()
 
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Stop the worker running as `task`, letting pushes in flight finish and be recorded.
+
+        A push the marketplace accepted but we did not record would be sent again after a
+        restart; so in-flight requests get up to their own timeout before the task is cancelled.
+        """
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self.settings.timeout_seconds + 1)
+        except TimeoutError:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
     async def run(self) -> None:
-        """Push until cancelled."""
+        """Push until stop() or cancellation."""
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self.settings.timeout_seconds)
         try:
-            while True:
+            while not self._stopping:
                 self._wake.clear()
                 attempted = await self.push_due()
                 if attempted:
