@@ -228,7 +228,9 @@ class Pool:
         if entry is not None:
             entry.sim = replace(entry.sim, signal=signal)
 
-    async def sms_received(self, sms: IncomingSms) -> StoredSms:
+    async def sms_received(
+        self, sms: IncomingSms, consumed_parts: tuple[str, ...] = ()
+    ) -> StoredSms:
         """Store an SMS (and queue its push when its number has an open activation).
 
         Returns once the SMS is on disk: only then may the modem delete its copy.
@@ -237,7 +239,11 @@ class Pool:
         number = known.number if known else None
         activation = self._open_by_number.get(number) if number else None
         stored = await self.store.store_sms(
-            sms, number=number, activation=activation, push_at=self.clock()
+            sms,
+            number=number,
+            activation=activation,
+            push_at=self.clock(),
+            consumed_parts=consumed_parts,
         )
         if not stored.duplicate and stored.activation_id is not None:
             for listener in self._push_listeners:

@@ -100,6 +100,23 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX push_outbox_due ON push_outbox(next_attempt_at) WHERE state = 'pending';
     """,
+    # 2: parts of multipart SMS, kept until their group is complete or flushed, and afterwards
+    # as a record that the part was consumed (so a re-read copy never starts a new group).
+    """
+    CREATE TABLE sms_parts (
+        fingerprint      TEXT PRIMARY KEY,
+        group_key        TEXT NOT NULL,
+        iccid            TEXT NOT NULL,
+        sender           TEXT NOT NULL,
+        seq              INTEGER NOT NULL,
+        total            INTEGER NOT NULL,
+        text             TEXT NOT NULL,
+        pdu              TEXT NOT NULL,
+        received_at      REAL NOT NULL,
+        consumed_sms_id  INTEGER REFERENCES sms(id)
+    ) WITHOUT ROWID;
+    CREATE INDEX sms_parts_waiting ON sms_parts(group_key) WHERE consumed_sms_id IS NULL;
+    """,
 )
 
 
@@ -160,6 +177,21 @@ class IncomingSms:
     pdus: tuple[str, ...]
     received_at: float
     decode_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmsPart:
+    """One part of a multipart SMS, waiting for the rest of its group."""
+
+    fingerprint: str
+    group_key: str
+    iccid: str
+    sender: str
+    seq: int
+    total: int
+    text: str
+    pdu: str
+    received_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +293,15 @@ def migrate(conn: sqlite3.Connection) -> int:
             raise
         log.info("event=schema_migrated version=%d", target)
     return len(MIGRATIONS)
+
+
+def _waiting_parts(conn: sqlite3.Connection, group_key: str) -> list[SmsPart]:
+    rows = conn.execute(
+        "SELECT fingerprint, group_key, iccid, sender, seq, total, text, pdu, received_at"
+        " FROM sms_parts WHERE group_key = ? AND consumed_sms_id IS NULL ORDER BY seq, received_at",
+        (group_key,),
+    )
+    return [SmsPart(*row) for row in rows]
 
 
 def _split_sql(script: str) -> Iterable[str]:
@@ -532,11 +573,14 @@ class Store:
         number: str | None,
         activation: ActivationRecord | None,
         push_at: float,
+        consumed_parts: tuple[str, ...] = (),
     ) -> StoredSms:
         """Store an SMS and, when its number has an open activation, queue its push.
 
         Both happen in one transaction: an SMS on disk with an open activation always has its
         push queued. A fingerprint seen before returns the first copy's id and changes nothing.
+        The multipart parts it was joined from (`consumed_parts`) are marked consumed in the
+        same transaction.
         """
 
         def store(conn: sqlite3.Connection) -> StoredSms:
@@ -567,9 +611,54 @@ class Store:
                     " VALUES (?, ?, ?, 'pending', ?)",
                     (sms_id, activation.id, int(activation.rent), push_at),
                 )
+            conn.executemany(
+                "UPDATE sms_parts SET consumed_sms_id = ? WHERE fingerprint = ?",
+                [(sms_id, fingerprint) for fingerprint in consumed_parts],
+            )
             return StoredSms(sms_id, False, activation.id if activation else None)
 
         return await self.run(store)
+
+    async def save_part(self, part: SmsPart) -> list[SmsPart] | None:
+        """Keep a multipart part; returns its group's waiting parts, or None for a known part."""
+
+        def save(conn: sqlite3.Connection) -> list[SmsPart] | None:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO sms_parts (fingerprint, group_key, iccid, sender, seq,"
+                " total, text, pdu, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    part.fingerprint,
+                    part.group_key,
+                    part.iccid,
+                    part.sender,
+                    part.seq,
+                    part.total,
+                    part.text,
+                    part.pdu,
+                    part.received_at,
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+            return _waiting_parts(conn, part.group_key)
+
+        return await self.run(save)
+
+    async def stale_part_groups(self, received_before: float) -> list[list[SmsPart]]:
+        """Waiting groups whose first part arrived before `received_before`."""
+
+        def stale(conn: sqlite3.Connection) -> list[list[SmsPart]]:
+            keys = [
+                row[0]
+                for row in conn.execute(
+                    "SELECT group_key FROM sms_parts WHERE consumed_sms_id IS NULL"
+                    " GROUP BY group_key HAVING min(received_at) < ?",
+                    (received_before,),
+                )
+            ]
+            return [_waiting_parts(conn, key) for key in keys]
+
+        return await self.run(stale)
 
     async def due_pushes(self, now: float, limit: int) -> list[PendingPush]:
         def due(conn: sqlite3.Connection) -> list[PendingPush]:
