@@ -177,7 +177,6 @@ class Pool:
             known.last_issued if known else 0.0,
         )
         self._known_sims[sim.iccid] = record
-        await self.store.save_sim(record, self.clock())
         current = self._live_by_iccid.get(sim.iccid)
         if current is not None:
             same_place = (current.sim.number, current.sim.country, current.sim.operator) == (
@@ -189,10 +188,13 @@ class Pool:
                 self._update(current, lambda entry: setattr(entry, "sim", sim))
                 return True
             self._withdraw(current)
+        # The entry exists (uncounted) from here on, so a sim_offline() that comes while we
+        # wait for the disk withdraws it, and the code below notices.
         entry = _LiveNumber(sim, record.last_issued)
         self._live_by_iccid[sim.iccid] = entry
         self._live_by_number[sim.number] = entry
         self._live_by_country[sim.country][sim.number] = entry
+        await self.store.save_sim(record, self.clock())
         # Count nothing until its history is known: never overstate GET_SERVICES.
         history = await self.store.load_history(sim.number, self.rules.services)
         if self._live_by_iccid.get(sim.iccid) is not entry:
