@@ -1,0 +1,46 @@
+"""Simulated GSM modems behind real pseudo-terminals, for tests and `simfarm demo`."""
+
+from .modem import PowerState, SimulatedModem
+from .profiles import (
+    E160,
+    E303,
+    E3372,
+    EC25,
+    PROFILES,
+    SIM800,
+    SIM7600,
+    Profile,
+    UssdEncoding,
+    profile_by_name,
+)
+from .serial_probe import AtReply, SerialProbe
+from .sim_card import SimCard, SimState, iccid_is_valid, iccid_to_ef, make_iccid, make_sim
+from .storage import MessageStat, StoredMessage
+from .transcript import Transcript, TranscriptEntry
+
+__all__ = [
+    "E160",
+    "E303",
+    "E3372",
+    "EC25",
+    "PROFILES",
+    "SIM800",
+    "SIM7600",
+    "AtReply",
+    "MessageStat",
+    "PowerState",
+    "Profile",
+    "SerialProbe",
+    "SimCard",
+    "SimState",
+    "SimulatedModem",
+    "StoredMessage",
+    "Transcript",
+    "TranscriptEntry",
+    "UssdEncoding",
+    "iccid_is_valid",
+    "iccid_to_ef",
+    "make_iccid",
+    "make_sim",
+    "profile_by_name",
+]
