@@ -1,0 +1,283 @@
+"""The farm: one supervised driver per modem port, wired into the pool.
+
+Ports come from the configuration's `[[modems]]` paths and globs (and the module ports of SIM
+banks); they are re-scanned every few seconds, so a modem that appears is brought up and one
+that vanishes is let go. A driver that crashes is restarted with back-off and never touches
+the other modems or the API. A SIM is offered to the pool only while its driver reports it
+sellable (ready, registered, number known, receive path swept), and is withdrawn the moment
+that stops holding. SIMs are identified by ICCID, so one that comes back on another port keeps
+its number, history and open activations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from drivers.events import ModemState, ModemStatus, ReceivedPdu
+from drivers.modem_settings import DriverSettings, UssdRule
+from gateway.pool import OnlineSim, Pool
+from gateway.sms_intake import SmsIntake
+
+if TYPE_CHECKING:
+    from gateway.config import Config, ModemConfig
+
+log = logging.getLogger(__name__)
+
+#: First and longest wait before a crashed or vanished driver is started again.
+RESTART_BACKOFF_MIN_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 60.0
+#: A driver that ran this long before failing starts again from the shortest back-off.
+HEALTHY_RUN_SECONDS = 120.0
+
+
+class Driver(Protocol):
+    """What the farm needs of a modem driver."""
+
+    @property
+    def status(self) -> ModemStatus: ...
+
+    async def run(self) -> None:
+        """Drive the modem until cancelled; return or raise when the port is gone."""
+
+
+DriverFactory = Callable[[str, "PortEvents", DriverSettings], Driver]
+
+
+def default_driver_factory(port: str, events: PortEvents, settings: DriverSettings) -> Driver:
+    from drivers.modem import ModemDriver
+
+    return ModemDriver(port, events, settings)
+
+
+@dataclass
+class _Port:
+    """One port's supervision state."""
+
+    path: str
+    modem: ModemConfig | None
+    task: asyncio.Task[None] | None = None
+    driver: Driver | None = None
+    restarts: int = 0
+    offered_iccid: str | None = None
+
+
+class PortEvents:
+    """A driver's reports for one port, handed to the farm."""
+
+    def __init__(self, farm: Farm, port: str) -> None:
+        self._farm = farm
+        self._port = port
+
+    async def sms_received(self, sms: ReceivedPdu) -> None:
+        await self._farm.intake.received(sms)
+
+    def status_changed(self, status: ModemStatus) -> None:
+        self._farm._status_changed(self._port, status)
+
+
+class Farm:
+    """Supervises the modem drivers and keeps the pool's live SIMs in step with them."""
+
+    def __init__(
+        self,
+        config: Config,
+        pool: Pool,
+        intake: SmsIntake,
+        *,
+        driver_factory: DriverFactory = default_driver_factory,
+        names: Callable[[ModemStatus], tuple[str, str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.pool = pool
+        self.intake = intake
+        self._driver_factory = driver_factory
+        self._names = names or self._names_from_config
+        self._clock = clock
+        self._ports: dict[str, _Port] = {}
+        self._statuses: dict[str, ModemStatus] = {}
+        self._offers: dict[str, ModemStatus] = {}  # port -> newest sellable status to offer
+        self._offer_tasks: dict[str, asyncio.Task[None]] = {}
+        self._extra_ports: list[str] = []
+        self._stopping = False
+
+    # --- ports ------------------------------------------------------------------------------
+
+    def add_ports(self, paths: Iterable[str]) -> None:
+        """Drive these ports too (the module ports of SIM banks, the demo's simulated modems)."""
+        self._extra_ports.extend(paths)
+
+    def discover(self) -> dict[str, ModemConfig | None]:
+        """Every port the configuration names that exists right now."""
+        found: dict[str, ModemConfig | None] = {}
+        for modem in self.config.modems:
+            pattern = modem.port
+            matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
+            for path in sorted(matches):
+                if os.path.exists(path):
+                    found.setdefault(path, modem)
+        for path in self._extra_ports:
+            if os.path.exists(path):
+                found.setdefault(path, None)
+        return found
+
+    def rescan(self) -> None:
+        """Start drivers for ports that appeared; let go of ports that vanished and stopped."""
+        present = self.discover()
+        for path, modem in present.items():
+            if path not in self._ports:
+                port = _Port(path, modem)
+                self._ports[path] = port
+                port.task = asyncio.create_task(self._supervise(port), name=f"modem {path}")
+                log.info("event=port_added port=%s", path)
+        for path, port in list(self._ports.items()):
+            if path not in present and port.task is not None and port.task.done():
+                del self._ports[path]
+                self._statuses.pop(path, None)
+                log.info("event=port_removed port=%s", path)
+
+    async def run(self) -> None:
+        """Scan for ports every `rescan_seconds` until cancelled."""
+        while True:
+            self.rescan()
+            await asyncio.sleep(self.config.farm.rescan_seconds)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = [p.task for p in self._ports.values() if p.task is not None]
+        tasks += list(self._offer_tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for port in self._ports.values():
+            self._withdraw(port.path)
+
+    def statuses(self) -> list[ModemStatus]:
+        return [self._statuses[path] for path in sorted(self._statuses)]
+
+    # --- supervision ------------------------------------------------------------------------
+
+    def driver_settings(self, modem: ModemConfig | None) -> DriverSettings:
+        farm = self.config.farm
+        return DriverSettings(
+            baudrate=modem.baudrate if modem else 115200,
+            pin=modem.pin if modem else None,
+            sweep_seconds=farm.sweep_seconds,
+            keepalive_seconds=farm.keepalive_seconds,
+            known_number=self.known_number,
+            ussd={
+                mccmnc: UssdRule(rule.code, rule.pattern, rule.reply_by_sms)
+                for mccmnc, rule in self.config.ussd.items()
+            },
+        )
+
+    def known_number(self, iccid: str) -> str | None:
+        """A number the driver cannot learn itself: configured, else learned before."""
+        configured = self.config.sims.get(iccid)
+        if configured is not None and configured.number:
+            return configured.number
+        known = self.pool.known_sim(iccid)
+        return known.number if known is not None else None
+
+    async def _supervise(self, port: _Port) -> None:
+        backoff = RESTART_BACKOFF_MIN_SECONDS
+        while not self._stopping:
+            started = self._clock()
+            try:
+                port.driver = self._driver_factory(
+                    port.path, PortEvents(self, port.path), self.driver_settings(port.modem)
+                )
+                await port.driver.run()
+                reason = "ended"
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.exception("event=driver_failed port=%s", port.path)
+            finally:
+                self._withdraw(port.path)
+            if not os.path.exists(port.path):  # noqa: ASYNC240 - a stat of a device node
+                log.info("event=port_gone port=%s reason=%r", port.path, reason)
+                return  # the next rescan starts it again if it comes back
+            if self._clock() - started > HEALTHY_RUN_SECONDS:
+                backoff = RESTART_BACKOFF_MIN_SECONDS
+            port.restarts += 1
+            log.warning(
+                "event=driver_restart port=%s restarts=%d in_seconds=%.0f reason=%r",
+                port.path,
+                port.restarts,
+                backoff,
+                reason,
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESTART_BACKOFF_MAX_SECONDS)
+
+    # --- from driver status to the pool -----------------------------------------------------
+
+    def _withdraw(self, path: str) -> None:
+        status = self._statuses.get(path)
+        if status is not None and status.state is not ModemState.GONE:
+            self._status_changed(path, replace(status, state=ModemState.GONE))
+
+    def _status_changed(self, path: str, status: ModemStatus) -> None:
+        port = self._ports.get(path)
+        self._statuses[path] = status
+        offered = port.offered_iccid if port else None
+        if offered is not None and (not status.sellable or status.iccid != offered):
+            self.pool.sim_offline(offered)
+            port.offered_iccid = None
+            self._offers.pop(path, None)
+        if not status.sellable or port is None:
+            return
+        if offered == status.iccid:
+            self.pool.sim_signal(status.iccid, status.signal_rssi)
+            return
+        self._offers[path] = status
+        if path not in self._offer_tasks:
+            self._offer_tasks[path] = asyncio.create_task(self._offer(port), name=f"offer {path}")
+
+    async def _offer(self, port: _Port) -> None:
+        """Offer the newest sellable status of a port; statuses that arrive meanwhile win."""
+        try:
+            while (status := self._offers.pop(port.path, None)) is not None:
+                assert status.iccid is not None and status.number is not None
+                country, operator = self._names(status)
+                sim = OnlineSim(
+                    iccid=status.iccid,
+                    number=status.number,
+                    country=country,
+                    operator=operator,
+                    imsi=status.imsi,
+                    mccmnc=status.mccmnc,
+                    signal=status.signal_rssi,
+                    number_source=status.number_source,
+                )
+                if await self.pool.sim_online(sim):
+                    current = self._statuses.get(port.path)
+                    if current is not None and current.sellable and current.iccid == sim.iccid:
+                        port.offered_iccid = sim.iccid
+                    else:
+                        self.pool.sim_offline(sim.iccid)  # it stopped being sellable meanwhile
+        except Exception:
+            log.exception("event=offer_failed port=%s", port.path)
+        finally:
+            self._offer_tasks.pop(port.path, None)
+
+    def _names_from_config(self, status: ModemStatus) -> tuple[str, str]:
+        from gateway.names import names_for_sim
+
+        assert status.number is not None and status.iccid is not None
+        names = names_for_sim(
+            number=status.number, imsi=status.imsi, iccid=status.iccid, config=self.config
+        )
+        return names.country, names.operator
