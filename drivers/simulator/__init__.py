@@ -1,5 +1,13 @@
 """Simulated GSM modems behind real pseudo-terminals, for tests and `simfarm demo`."""
 
+from .control import (
+    ControlError,
+    ControlServer,
+    send_control,
+    send_control_async,
+    serve_control,
+)
+from .farm import SimulatedFarm, UnknownModem, make_demo_farm, with_serial
 from .modem import PowerState, SimulatedModem
 from .profiles import (
     E160,
@@ -27,20 +35,29 @@ __all__ = [
     "SIM800",
     "SIM7600",
     "AtReply",
+    "ControlError",
+    "ControlServer",
     "MessageStat",
     "PowerState",
     "Profile",
     "SerialProbe",
     "SimCard",
     "SimState",
+    "SimulatedFarm",
     "SimulatedModem",
     "StoredMessage",
     "Transcript",
     "TranscriptEntry",
+    "UnknownModem",
     "UssdEncoding",
     "iccid_is_valid",
     "iccid_to_ef",
+    "make_demo_farm",
     "make_iccid",
     "make_sim",
     "profile_by_name",
+    "send_control",
+    "send_control_async",
+    "serve_control",
+    "with_serial",
 ]
