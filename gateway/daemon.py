@@ -9,9 +9,11 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 from gateway.api import MarketplaceApi, create_app
+from gateway.farm import DriverFactory, Farm, default_driver_factory
 from gateway.http_server import BackgroundServer
 from gateway.pool import Pool, PoolRules
 from gateway.push import PushSettings, PushWorker
+from gateway.sms_intake import SmsIntake
 from gateway.store import Store
 
 if TYPE_CHECKING:
@@ -33,11 +35,15 @@ def pool_rules(config: Config) -> PoolRules:
 class Daemon:
     """One running simfarm: start() brings everything up, stop() takes it down in order."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(
+        self, config: Config, *, driver_factory: DriverFactory = default_driver_factory
+    ) -> None:
         self.config = config
+        self.driver_factory = driver_factory
         self.store: Store | None = None
         self.pool: Pool | None = None
         self.push: PushWorker | None = None
+        self.farm: Farm | None = None
         self._server: BackgroundServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._push_task: asyncio.Task[None] | None = None
@@ -70,8 +76,17 @@ class Daemon:
         self._server = BackgroundServer(create_app(api), config.server.host, config.server.port)
         await self._server.start()
         log.info("event=api_listening host=%s port=%d", config.server.host, self.port)
+        intake = SmsIntake(
+            self.pool, multipart_timeout_seconds=config.farm.multipart_timeout_seconds
+        )
+        self.farm = Farm(config, self.pool, intake, driver_factory=self.driver_factory)
+        self.farm.add_ports(port for bank in config.simbanks for port in bank.channels.values())
+        self._tasks.append(asyncio.create_task(intake.run(), name="multipart-flush"))
+        self._tasks.append(asyncio.create_task(self.farm.run(), name="farm"))
 
     async def stop(self) -> None:
+        if self.farm is not None:
+            await self.farm.stop()
         if self._server is not None:
             await self._server.stop()
         if self.push is not None and self._push_task is not None:

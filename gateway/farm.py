@@ -131,6 +131,8 @@ class Farm:
 
     def rescan(self) -> None:
         """Start drivers for ports that appeared; let go of ports that vanished and stopped."""
+        if self._stopping:
+            return
         present = self.discover()
         for path, modem in present.items():
             if path not in self._ports:

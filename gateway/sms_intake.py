@@ -9,7 +9,6 @@ returns only once the PDU is on disk, so the modem may delete its copy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -135,15 +134,3 @@ class SmsIntake:
                 total,
             )
         return stored
-
-
-@contextlib.asynccontextmanager
-async def running(intake: SmsIntake):
-    """Run the intake's flush loop for the duration of a block."""
-    task = asyncio.create_task(intake.run(), name="multipart-flush")
-    try:
-        yield intake
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
