@@ -24,6 +24,7 @@ from .profiles import (
 from .serial_probe import AtReply, SerialProbe
 from .sim_card import SimCard, SimState, iccid_is_valid, iccid_to_ef, make_iccid, make_sim
 from .storage import MessageStat, StoredMessage
+from .testing import running_modem
 from .transcript import Transcript, TranscriptEntry
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "make_iccid",
     "make_sim",
     "profile_by_name",
+    "running_modem",
     "send_control",
     "send_control_async",
     "serve_control",

@@ -106,8 +106,8 @@ class SerialProbe:
         final, lines = self.wait_for_blocking(
             lambda ln: FINAL_RESULT.match(ln) is not None, timeout
         )
-        if lines and lines[0] == command:
-            lines = lines[1:]
+        if command in lines:  # drop the echo and any URC that came before it
+            lines = lines[len(lines) - lines[::-1].index(command) :]
         return AtReply(command, lines, final, bytes(self.received[start:]))
 
     def read_for_blocking(self, seconds: float) -> bytes:
