@@ -446,6 +446,8 @@ class SimulatedModem:
         if stat == self._last_reg_stat:
             return
         self._last_reg_stat = stat
+        if stat in (1, 5):
+            self.after_reply(self.release_held_sms) if self._busy else self.release_held_sms()
         s = self.settings
         for label, mode in (("+CREG", s.creg), ("+CGREG", s.cgreg), ("+CEREG", s.cereg)):
             if label == "+CEREG" and not self.profile.has_cereg:
