@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -312,3 +313,20 @@ async def test_boot_urcs_per_profile(profile: Profile, last_urc: str, urcs_befor
         assert (await probe.command("AT+CFUN=1,1")).ok
         _, urcs = await probe.wait_for(last_urc, REPLY_TIMEOUT_S)
         assert urcs == urcs_before
+
+
+async def test_the_daemons_asyncio_serial_stack_talks_to_it() -> None:
+    serial_asyncio_fast = pytest.importorskip("serial_asyncio_fast")
+    async with running_modem(EC25, sim_card()) as (modem, _):
+        reader, writer = await serial_asyncio_fast.open_serial_connection(
+            url=modem.path, baudrate=115200
+        )
+        try:
+            writer.write(b"ATE0\rAT+CGSN\r")
+            async with asyncio.timeout(REPLY_TIMEOUT_S):
+                received = b""
+                while received.count(b"OK\r\n") < 2:
+                    received += await reader.read(256)
+            assert f"\r\n{EC25.imei}\r\n".encode() in received
+        finally:
+            writer.close()

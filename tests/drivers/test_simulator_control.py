@@ -125,3 +125,20 @@ async def test_bad_requests_get_errors_and_the_server_keeps_serving(socket_path:
 def test_client_reports_an_unreachable_farm(tmp_path: Path) -> None:
     with pytest.raises(ControlError, match="cannot reach"):
         send_control(tmp_path / "absent.sock", {"cmd": "list"}, timeout=1.0)
+
+
+async def test_send_delivers_on_the_modem_with_that_number(socket_path: Path) -> None:
+    pytest.importorskip("drivers.pdu", reason="the PDU codec (drivers/pdu.py) is not there yet")
+    async with controlled_farm(socket_path) as (farm, address):
+        target = list(farm)[2]
+        assert target.sim is not None
+        with SerialProbe(target.path) as probe:
+            request = {"cmd": "send", "to": target.sim.number, "from": "VK", "text": "Code 12345"}
+            reply = await asyncio.to_thread(send_control, address, request)
+            assert reply == {"ok": True, "modem": target.name, "indexes": [0], "held": 0}
+            mem = target.profile.default_storage
+            assert (await probe.wait_for("+CMTI:", REPLY_TIMEOUT_S))[0] == f'+CMTI: "{mem}",0'
+        reply = await send_control_async(
+            address, {"cmd": "send", "to": "+49 151 0000", "from": "VK", "text": "x"}
+        )
+        assert reply["ok"] is False and "number" in reply["error"]
