@@ -7,7 +7,11 @@ trigger faults through the methods here.
 Hangs: `hang()` stops all answers. With `until_reboot=True` (the default) a `reboot()` or
 `power_cycle()` ends it; with `until_reboot=False` only `unhang()` does. `recover_after` seconds
 ends either kind by itself, and `answer_reset=True` leaves `AT+CFUN=1,1` working (the modem's
-command parser is alive, the rest is stuck).
+command parser is alive, the rest is stuck). A `replug()` also ends an `until_reboot` hang. SMS
+that arrive while hung are stored but never announced (a driver must sweep the storage).
+
+SMS are held by the "network" while the modem cannot take them (storage full, no SIM, not
+registered, booting, unplugged) and handed over in order as soon as it can.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from .profiles import Profile
 from .pty_port import PtyPort
 from .settings import ModemSettings
 from .sim_card import PIN_ATTEMPTS, SimCard, SimState
-from .storage import TEXT_STATS, MessageStat, MessageStorage, StoredMessage
+from .storage import TEXT_STATS, MessageStat, MessageStorage, StoredMessage, tpdu_octets
 from .transcript import Transcript
 from .ussd import encode_ussd_reply, gsm7_encodable
 
@@ -171,6 +175,8 @@ class SimulatedModem:
 
     async def start(self) -> str:
         """Open the pty and power on (boot URCs are printed at once); returns the port path."""
+        if self._worker is not None:
+            raise RuntimeError(f"modem {self.name} is already started")
         self._open_port()
         self._worker = asyncio.create_task(self._command_worker(), name=f"sim-{self.name}-worker")
         self._power_on()
@@ -270,6 +276,8 @@ class SimulatedModem:
         """The device re-enumerates on a new pty (never the old path); same SIM and storage."""
         if self._port is not None and self._port.is_open:
             self.unplug()
+        if self._hang is not None and self._hang.until_reboot:
+            self._clear_hang()  # re-enumeration means the module lost power
         self._open_port()
         self._power = PowerState.BOOTING
         self._boot_task = asyncio.create_task(self._boot(), name=f"sim-{self.name}-boot")
@@ -446,8 +454,11 @@ class SimulatedModem:
         if stat == self._last_reg_stat:
             return
         self._last_reg_stat = stat
-        if stat in (1, 5):
-            self.after_reply(self.release_held_sms) if self._busy else self.release_held_sms()
+        if stat in (1, 5):  # the network now hands over what it held back
+            if self._busy:
+                self.after_reply(self.release_held_sms)
+            else:
+                self.release_held_sms()
         s = self.settings
         for label, mode in (("+CREG", s.creg), ("+CGREG", s.cgreg), ("+CEREG", s.cereg)):
             if label == "+CEREG" and not self.profile.has_cereg:
@@ -617,9 +628,7 @@ class SimulatedModem:
         if self.settings.cmgf == 1:
             header, text = self._text_fields(pdu)
             return f"+CMT: {header}\r\n{text}"
-        from drivers.pdu import tpdu_length
-
-        return f"+CMT: ,{tpdu_length(pdu)}\r\n{pdu}"
+        return f"+CMT: ,{tpdu_octets(pdu)}\r\n{pdu}"
 
     def acknowledge_routed(self) -> bool:
         if self._routed_unacked <= 0:
@@ -638,10 +647,8 @@ class SimulatedModem:
         """The header and body lines of `+CMGR`/`+CMGL` in the current message format."""
         index_field = f"{index}," if prefix == "+CMGL" else ""
         if self.settings.cmgf == 0:
-            from drivers.pdu import tpdu_length
-
             return [
-                f"{prefix}: {index_field}{int(message.stat)},,{tpdu_length(message.pdu)}",
+                f"{prefix}: {index_field}{int(message.stat)},,{tpdu_octets(message.pdu)}",
                 message.pdu,
             ]
         header, text = self._text_fields(message.pdu)
@@ -787,6 +794,10 @@ class SimulatedModem:
             except AtSyntaxError:
                 self._prompt = None
                 return info, "ERROR"
+            except Exception:  # a simulator bug: still answer, like firmware would
+                log.exception("simulated modem failed on %s modem=%s", command.name, self.name)
+                self._prompt = None
+                return info, "ERROR"
         return info, "OK"
 
     def _render_reply(self, info: list[str], final: str) -> bytes:
@@ -806,6 +817,9 @@ class SimulatedModem:
     def _finish_prompt(self, command: str, body: bytes) -> None:
         """`AT+CMGS`/`AT+CMGW` body ended with Ctrl-Z: "send" it or store it."""
         text = body.decode("latin-1").strip()
+        if self.settings.cmgf == 0 and tpdu_octets(text) is None:
+            self._write(f"\r\n{CmsError(304).final(self.settings.cmee)}\r\n".encode())
+            return
         self.sent_pdus.append(text)
         if command == "+CMGW":
             try:

@@ -39,6 +39,17 @@ class StoredMessage:
     stored_at: float  # loop time, for the Huawei CPMS lag
 
 
+def tpdu_octets(pdu_hex: str) -> int | None:
+    """The `<length>` of `+CMGR`/`+CMGL`/`+CMT`: octets after the SMSC prefix (None if not hex)."""
+    try:
+        octets = bytes.fromhex(pdu_hex)
+    except ValueError:
+        return None
+    if not octets or len(octets) < 1 + octets[0] + 2:
+        return None
+    return len(octets) - 1 - octets[0]
+
+
 class InvalidIndex(LookupError):
     """The index lies outside the memory (the modem answers `+CMS ERROR: 321`)."""
 

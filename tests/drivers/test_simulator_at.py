@@ -117,6 +117,11 @@ async def test_unknown_commands_per_profile() -> None:
         modem.noise_interval = 3600.0
         assert (await probe.command("AT+NOPE")).final == "COMMAND NOT SUPPORT"
         assert (await probe.command("AT+QCCID")).final == "COMMAND NOT SUPPORT"
+        # Huawei comes up with verbose errors (CMEE=2); numeric after AT+CMEE=1.
+        assert (await probe.command("AT+CMGR=999")).final == "+CMS ERROR: invalid memory index"
+        assert (await probe.command("AT+CPIN=1234")).final == "+CME ERROR: operation not allowed"
+        assert (await probe.command("AT+CMEE=1")).ok
+        assert (await probe.command("AT+CPIN=1234")).final == "+CME ERROR: 3"
 
 
 async def test_error_verbosity_follows_cmee() -> None:
