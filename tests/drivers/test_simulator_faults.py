@@ -210,3 +210,13 @@ async def test_transcript_in_memory_and_file(tmp_path: Path) -> None:
         assert {e.port for e in modem.transcript.entries} == {modem.path}
     text = await asyncio.to_thread(log_file.read_text)
     assert "<< b'AT+CSQ\\r'" in text and "+CSQ: 20,99" in text
+
+
+async def test_garbage_from_the_client_never_stops_the_modem() -> None:
+    async with running_modem(SIM800, sim_card()) as (modem, probe):
+        assert (await probe.command("ATE0")).ok
+        await probe.write(b"\xff\xfe\x00\x81junk\r" + b"A" * 10_000 + b"\r" + b"AT+\x9c=\r")
+        assert (await probe.read_line(REPLY_TIMEOUT_S)) == "ERROR"  # only the AT line is answered
+        reply = await probe.command("AT+CSQ")
+        assert reply.lines == ["+CSQ: 20,99"]
+        assert modem.power is PowerState.ON
