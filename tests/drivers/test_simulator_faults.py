@@ -132,8 +132,9 @@ async def test_spontaneous_reboot_resets_settings_keeps_storage() -> None:
         assert (await probe.wait_for("+CMGW:"))[0] == "+CMGW: 1"
         await probe.read_line()  # OK
         reboot = asyncio.create_task(modem.reboot())
-        await probe.write(b"AT\r")
+        await asyncio.sleep(0)  # let the reboot begin
         assert modem.power is PowerState.BOOTING
+        probe.port.write(b"AT\r")  # a few bytes into a pty never block
         await reboot
         _, before = await probe.wait_for("SMS Ready")
         assert before == ["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready"]  # the AT went unheard
