@@ -131,7 +131,7 @@ class SimulatedModem:
         self._sim_busy_left = 0
         self._power = PowerState.OFF
         self._port: PtyPort | None = None
-        self._used_paths: set[str] = set()
+        self._last_path: str | None = None
         self._line = bytearray()
         self._jobs: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
@@ -193,8 +193,10 @@ class SimulatedModem:
         self._close_port()
 
     def _open_port(self) -> None:
-        self._port = PtyPort(self._on_bytes, avoid_paths=set(self._used_paths))
-        self._used_paths.add(self._port.open())
+        """A new pty whose path differs from the last one, so the old path stays dead."""
+        avoid = {self._last_path} if self._last_path else set()
+        self._port = PtyPort(self._on_bytes, avoid_paths=avoid)
+        self._last_path = self._port.open()
 
     def _close_port(self) -> None:
         if self._port is not None:
