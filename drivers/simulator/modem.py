@@ -22,6 +22,7 @@ import enum
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from .at_syntax import MAX_LINE_BYTES, AtSyntaxError, Command, Op, parse_command_line
@@ -51,6 +52,14 @@ CTRL_Z = 0x1A
 ESC = 0x1B
 CR = 0x0D
 LF = 0x0A
+
+
+def _text_mode_timestamp(stamp: datetime) -> str:
+    """`yy/MM/dd,hh:mm:ss±zz` with the zone in quarter hours, as text mode prints SCTS."""
+    offset = stamp.utcoffset()
+    quarters = int(offset.total_seconds() // 900) if offset is not None else 0
+    sign = "-" if quarters < 0 else "+"
+    return f"{stamp:%y/%m/%d,%H:%M:%S}{sign}{abs(quarters):02d}"
 
 
 class PowerState(enum.Enum):
@@ -667,7 +676,7 @@ class SimulatedModem:
         sender = getattr(decoded, "sender", "") or ""
         text = getattr(decoded, "text", "") or ""
         stamp = getattr(decoded, "timestamp", None)
-        scts = stamp.strftime("%y/%m/%d,%H:%M:%S+00") if hasattr(stamp, "strftime") else ""
+        scts = _text_mode_timestamp(stamp) if isinstance(stamp, datetime) else ""
         if self.settings.cscs == "UCS2":
             text = text.encode("utf-16-be").hex().upper()
         return f'"{sender}",,"{scts}"', text

@@ -79,6 +79,13 @@ async def test_cmgl_in_pdu_and_text_mode() -> None:
         headers = [ln for ln in text_listing.lines if ln.startswith("+CMGL:")]
         assert headers[0].startswith(f'+CMGL: 0,"REC READ","{SENDER}"')
         assert text_listing.lines[1] == "one"
+        modem.deliver_sms(SENDER, "Привет")
+        await probe.wait_for('+CMTI: "ME",3', REPLY_TIMEOUT_S)
+        assert (await probe.command("AT+CMGR=3")).lines[1] == "??????"  # IRA cannot show it
+        assert (await probe.command('AT+CSCS="UCS2"')).ok
+        reply = await probe.command("AT+CMGR=3")
+        assert reply.lines[0].startswith('+CMGR: "REC READ","+4917612345678",,"')
+        assert bytes.fromhex(reply.lines[1]).decode("utf-16-be") == "Привет"
         assert (await probe.command("AT+CMGL=4")).final.startswith("+CMS ERROR")
 
 
