@@ -15,7 +15,8 @@ Decisions worth knowing:
 * Reserved DCS groups decode as GSM-7 (TS 23.038 says so); compressed text is returned as 8-bit
   data (`.text` empty) rather than failing.
 * Octets after the user data are ignored (some modems pad); fewer octets than the lengths say
-  raise `PduError`.
+  raise `PduError`. A UDHI bit with empty user data means an empty message, not an error.
+* SCTS years are 2000 + YY.
 """
 
 from __future__ import annotations
@@ -305,9 +306,7 @@ def _read_user_data(reader: _Reader, encoding: str, has_udh: bool) -> _UserData:
         body = reader.take(udl, "the user data")
     udh: tuple[tuple[int, bytes], ...] = ()
     header_octets = 0
-    if has_udh:
-        if not body:
-            raise reader.error("UDH indicated but the user data is empty")
+    if has_udh and body:  # an empty user data with the UDHI bit set is just empty (seen live)
         header_octets = body[0] + 1
         if header_octets > len(body):
             raise reader.error(f"UDH of {body[0]} octets does not fit the user data")
