@@ -88,9 +88,12 @@ def operator_of_imsi(imsi: str) -> tuple[str, str] | None:
     letters and digits kept, corrected where the marketplaces use another name; "unknown" when the
     network is known but unnamed.
     """
+    imsi = imsi.strip()
+    if not re.fullmatch(r"\d{6,15}", imsi):
+        return None
     try:
-        info = stdnum_imsi.info(imsi.strip())
-    except (StdnumValidationError, ValueError):
+        info = stdnum_imsi.info(imsi)
+    except (StdnumValidationError, ValueError):  # an MCC the table does not know
         return None
     mcc, mnc = info.get("mcc"), info.get("mnc")
     if not mcc or not mnc:
@@ -142,7 +145,7 @@ def names_for_sim(*, number: str, imsi: str | None, iccid: str, config: Config) 
 
 def _region_of_imsi(imsi: str | None) -> str | None:
     """The home region of an IMSI's network, for a number whose region cannot be told."""
-    if not imsi:
+    if not imsi or not re.fullmatch(r"\d{6,15}", imsi.strip()):
         return None
     try:
         code = stdnum_imsi.info(imsi.strip()).get("cc")
