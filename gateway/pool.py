@@ -126,6 +126,7 @@ class Pool:
         self._version = 0
         self._listeners: list[Callable[[], None]] = []
         self._push_listeners: list[Callable[[], None]] = []
+        self._change_waiters: list[asyncio.Future[None]] = []
 
     # --- start-up ---------------------------------------------------------------------------
 
@@ -518,6 +519,19 @@ class Pool:
         self._version += 1
         for listener in self._listeners:
             listener()
+        waiters, self._change_waiters = self._change_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Wait until `predicate()` holds after some change; TimeoutError after `timeout` s."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                waiter = loop.create_future()
+                self._change_waiters.append(waiter)
+                await waiter
 
 
 def normalise_prefixes(items: Iterable[int | str]) -> tuple[str, ...]:

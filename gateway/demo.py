@@ -1,0 +1,262 @@
+"""`simfarm demo`: the whole job on simulated modems, in one process, on one machine.
+
+Eight simulated modems (mixed models and countries, one SIM whose number is only known through
+USSD) behind real pseudo-terminals, the daemon with its API on 127.0.0.1:8080 and an SQLite
+file, and a local stand-in for the marketplace that prints every PUSH_SMS it receives. With
+`--traffic` it also plays the marketplace: it orders numbers and sends an SMS to each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from drivers.simulator import (
+    E3372,
+    EC25,
+    SIM800,
+    SIM7600,
+    Profile,
+    SimulatedFarm,
+    SimulatedModem,
+    make_sim,
+    serve_control,
+    with_serial,
+)
+from gateway.config import Config, config_from_dict
+from gateway.daemon import Daemon
+from gateway.fake_marketplace import FakeMarketplace, ReceivedPush
+from gateway.logs import setup_logging
+
+log = logging.getLogger(__name__)
+
+DEMO_KEY = "demo-partner-key"
+DEMO_SERVICES = ("vk", "wa", "tg")
+#: How long the demo waits for every simulated modem to come up before it carries on anyway.
+STARTUP_WAIT_SECONDS = 60.0
+#: Pause between two orders of the traffic player.
+TRAFFIC_INTERVAL_SECONDS = 4.0
+#: How long the traffic player waits for the SMS it sent to come back as a PUSH_SMS.
+PUSH_WAIT_SECONDS = 30.0
+DEFAULT_CONTROL = "var/simfarm-sim.sock"
+
+
+@dataclass(frozen=True)
+class DemoSim:
+    profile: Profile
+    number: str
+    mcc_mnc: str
+    operator_name: str
+    number_only_by_ussd: bool = False
+
+
+# The farm: eight modems, four countries, one SIM that tells its number only by USSD.
+DEMO_SIMS = (
+    DemoSim(SIM800, "4915112340001", "26202", "Vodafone.de"),
+    DemoSim(EC25, "4917612340002", "26203", "o2 - de"),
+    DemoSim(E3372, "79161230003", "25001", "MTS RUS"),
+    DemoSim(SIM800, "79261230004", "25002", "MegaFon"),
+    DemoSim(EC25, "380501230005", "25501", "Vodafone UA"),
+    DemoSim(SIM7600, "447700900006", "23415", "vodafone UK"),
+    DemoSim(E3372, "79031230007", "25099", "Beeline"),
+    DemoSim(EC25, "4915212340008", "26202", "Vodafone.de", number_only_by_ussd=True),
+)
+USSD_CODE = "*135#"
+USSD_PATTERN = r"(\+?\d{10,15})"
+
+
+def build_farm(count: int) -> SimulatedFarm:
+    farm = SimulatedFarm()
+    for serial, demo in enumerate(DEMO_SIMS[:count], start=1):
+        sim = make_sim(
+            serial,
+            number=demo.number,
+            mcc_mnc=demo.mcc_mnc,
+            operator_name=demo.operator_name,
+            number_in_cnum=not demo.number_only_by_ussd,
+            ussd={USSD_CODE: f"Ihre Rufnummer: +{demo.number}"},
+        )
+        name = f"modem{serial}-{demo.profile.name}"
+        farm.add(SimulatedModem(with_serial(demo.profile, serial), sim, name=name))
+    return farm
+
+
+def build_config(args: argparse.Namespace, ports: list[str], push_url: str, data: Path) -> Config:
+    return config_from_dict(
+        {
+            "server": {"host": args.host, "port": args.port},
+            "marketplace": {"key": DEMO_KEY, "push_url": push_url, "push_retry_seconds": 5},
+            "storage": {"path": str(data / "simfarm.db")},
+            "offer": {"services": list(DEMO_SERVICES), "rent": True},
+            "modems": [{"port": port} for port in ports],
+            "ussd": {"26202": {"code": USSD_CODE, "pattern": USSD_PATTERN}},
+            "farm": {"rescan_seconds": 2, "sweep_seconds": 15, "multipart_timeout_seconds": 30},
+            "log": {"level": args.log_level},
+        }
+    )
+
+
+def print_push(push: ReceivedPush) -> None:
+    body = push.body
+    print(
+        f"  PUSH_SMS  smsId={body.get('smsId')} phone={body.get('phone')} "
+        f"from={body.get('phoneFrom')!r} text={body.get('text')!r}",
+        flush=True,
+    )
+
+
+def try_this(url: str, control: str) -> str:
+    key = DEMO_KEY
+    post = f"curl -s {url}/ -H 'Content-Type: application/json' -d"
+    return "\n".join(
+        [
+            "",
+            f"simfarm demo is up: the marketplace API is on {url}",
+            "Try this (in another terminal):",
+            f"""  {post} '{{"action":"GET_SERVICES","key":"{key}"}}'""",
+            f"""  {post} '{{"action":"GET_NUMBER","key":"{key}","country":"germany","""
+            """"operator":"any","service":"vk","sum":10}'""",
+            "  simfarm sim send --to <number from GET_NUMBER> --from VK --text 'Your code: 12345'"
+            f" --control {control}",
+            f"""  {post} '{{"action":"FINISH_ACTIVATION","key":"{key}","activationId":"""
+            """<activationId>,"status":3}'""",
+            "Every PUSH_SMS the marketplace receives is printed below. Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+async def wait_until_live(daemon: Daemon, count: int, timeout: float) -> int:
+    """Wait for `count` live SIMs (or the timeout); returns how many are live."""
+    pool = daemon.pool
+    assert pool is not None
+    with contextlib.suppress(TimeoutError):
+        await pool.wait_until(lambda: len(pool.live_numbers()) >= count, timeout)
+    return len(pool.live_numbers())
+
+
+async def play_traffic(url: str, farm: SimulatedFarm, market: FakeMarketplace) -> None:
+    """Act as the marketplace: order a number, send it an SMS, wait for the push, close it."""
+    rng = random.Random(7)
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        while True:
+            await asyncio.sleep(TRAFFIC_INTERVAL_SECONDS)
+            report = (
+                await client.post("/", json={"action": "GET_SERVICES", "key": DEMO_KEY})
+            ).json()
+            offers = [
+                (c["country"], service)
+                for c in report.get("countryList", [])
+                for service, n in c["operatorMap"].get("any", {}).items()
+                if n > 0 and service != "rent"
+            ]
+            if not offers:
+                print("  traffic: nothing to order right now", flush=True)
+                continue
+            country, service = rng.choice(offers)
+            order = {"country": country, "operator": "any", "service": service, "sum": 10}
+            reply = (
+                await client.post("/", json={"action": "GET_NUMBER", "key": DEMO_KEY, **order})
+            ).json()
+            if reply.get("status") != "SUCCESS":
+                print(f"  traffic: GET_NUMBER {country}/{service} -> {reply}", flush=True)
+                continue
+            number, activation = str(reply["number"]), reply["activationId"]
+            print(
+                f"  traffic: GET_NUMBER {country}/{service} -> {number} (activation {activation})"
+            )
+            code = rng.randrange(10000, 99999)
+            seen = len(market.received)
+            farm.by_number(number).deliver_sms(service.upper(), f"Your {service} code: {code}")
+            try:
+                await market.wait_for(lambda r, seen=seen: len(r) > seen, PUSH_WAIT_SECONDS)
+            except TimeoutError:
+                print(f"  traffic: no PUSH_SMS for {number} within {PUSH_WAIT_SECONDS:.0f} s")
+            finish = {"activationId": activation, "status": 3}
+            done = await client.post(
+                "/", json={"action": "FINISH_ACTIVATION", "key": DEMO_KEY, **finish}
+            )
+            print(f"  traffic: FINISH_ACTIVATION {activation} status=3 -> {done.json()['status']}")
+
+
+async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
+    data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="simfarm-demo-"))
+    data.mkdir(parents=True, exist_ok=True)
+    farm = build_farm(args.modems)
+    market = FakeMarketplace(on_push=print_push)
+    await market.start(port=args.market_port)
+    control_path = Path(args.control)
+    control_path.parent.mkdir(parents=True, exist_ok=True)
+    control = await serve_control(farm, str(control_path))
+    daemon: Daemon | None = None
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await farm.start()
+        config = build_config(args, [m.path for m in farm], market.url, data)
+        daemon = Daemon(config)
+        started = time.monotonic()
+        await daemon.start()
+        url = f"http://{args.host}:{daemon.port}"
+        print(f"Starting {len(farm)} simulated modems (database: {data / 'simfarm.db'}) ...")
+        live = await wait_until_live(daemon, len(farm), STARTUP_WAIT_SECONDS)
+        print(f"{live} of {len(farm)} modems live after {time.monotonic() - started:.1f} s")
+        for row in farm.describe():
+            print(f"  {row['name']:<20} {row['path']:<14} +{row['number']}")
+        print(try_this(url, str(control_path)), flush=True)
+        if args.traffic:
+            tasks.append(asyncio.create_task(play_traffic(url, farm, market)))
+        await stop.wait()
+        print("\nStopping ...", flush=True)
+        return 0
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if daemon is not None:
+            await daemon.stop()
+        await control.stop()
+        await farm.stop()
+        await market.stop()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="simfarm demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080, help="the marketplace API (0: any free)")
+    parser.add_argument("--market-port", type=int, default=0, help="the stand-in marketplace")
+    parser.add_argument("--modems", type=int, default=len(DEMO_SIMS), choices=range(1, 9))
+    parser.add_argument("--traffic", action="store_true", help="also play the marketplace")
+    parser.add_argument("--data", help="folder for the database (default: a new temporary one)")
+    parser.add_argument("--control", default=DEFAULT_CONTROL, help="simulator control socket")
+    parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    setup_logging(args.log_level)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await run_demo(args, stop)
+
+    try:
+        return asyncio.run(run())
+    except OSError as exc:
+        print(f"simfarm demo: {exc}", file=sys.stderr)
+        return 1
