@@ -8,6 +8,7 @@ import logging
 import signal
 from typing import TYPE_CHECKING, Any
 
+from gateway import sd_notify
 from gateway.api import MarketplaceApi, create_app
 from gateway.farm import DriverFactory, Farm, default_driver_factory
 from gateway.http_server import BackgroundServer
@@ -109,11 +110,18 @@ async def run_daemon(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     daemon = Daemon(config)
+    watchdog: asyncio.Task[None] | None = None
     try:
         await daemon.start()
+        # Pinged from this loop: if the loop blocks, the pings stop and systemd restarts us.
+        watchdog = sd_notify.start_watchdog()
+        sd_notify.notify("READY=1", f"STATUS=serving on port {daemon.port}")
         await stop.wait()
         log.info("event=stopping reason=signal")
+        sd_notify.notify("STOPPING=1")
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await daemon.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
