@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -116,13 +117,18 @@ class Pool:
         self._known_sims: dict[str, SimRecord] = {}
         self._live_by_iccid: dict[str, _LiveNumber] = {}
         self._live_by_number: dict[str, _LiveNumber] = {}
-        self._live_by_country: dict[str, dict[str, _LiveNumber]] = defaultdict(dict)
+        # Per country, live numbers in issuing order: (last issued, -signal, number), sorted.
+        # GET_NUMBER walks it from the front and usually stops at the first entry.
+        self._issue_order: dict[str, list[tuple[float, int, str]]] = defaultdict(list)
+        self._issue_key: dict[str, tuple[float, int, str]] = {}
         self._open_by_number: dict[str, ActivationRecord] = {}
         self._open_by_id: dict[int, ActivationRecord] = {}
         self._finishing: dict[int, asyncio.Future[None]] = {}
         self._next_id = 1
         # (country, operator) -> service -> numbers issuable right now; includes RENT.
         self._counts: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        # (country, operator) -> live numbers counted there; the group is reported while > 0.
+        self._group_members: Counter[tuple[str, str]] = Counter()
         self._version = 0
         self._listeners: list[Callable[[], None]] = []
         self._push_listeners: list[Callable[[], None]] = []
@@ -194,10 +200,9 @@ class Pool:
         entry = _LiveNumber(sim, record.last_issued)
         self._live_by_iccid[sim.iccid] = entry
         self._live_by_number[sim.number] = entry
-        self._live_by_country[sim.country][sim.number] = entry
-        await self.store.save_sim(record, self.clock())
+        self._index(entry)
         # Count nothing until its history is known: never overstate GET_SERVICES.
-        history = await self.store.load_history(sim.number, self.rules.services)
+        history = await self.store.save_sim(record, self.clock(), self.rules.services)
         if self._live_by_iccid.get(sim.iccid) is not entry:
             return True  # went offline (or changed) while the history was loading
         # Finishes that happened meanwhile were applied to the (empty) in-memory history as
@@ -228,8 +233,8 @@ class Pool:
 
     def sim_signal(self, iccid: str, signal: int | None) -> None:
         entry = self._live_by_iccid.get(iccid)
-        if entry is not None:
-            entry.sim = replace(entry.sim, signal=signal)
+        if entry is not None and entry.sim.signal != signal:
+            self._update(entry, lambda e: setattr(e, "sim", replace(e.sim, signal=signal)))
 
     async def sms_received(
         self, sms: IncomingSms, consumed_parts: tuple[str, ...] = ()
@@ -395,25 +400,35 @@ class Pool:
     # --- internals --------------------------------------------------------------------------
 
     def _pick(self, request: NumberRequest) -> _LiveNumber | None:
-        candidates = self._live_by_country.get(request.country)
-        if not candidates:
-            return None
+        """The first eligible number in issuing order: least recently issued, best signal."""
         service = RENT if request.rent else request.service
         operator = request.operator
         excluded = request.excluded_prefixes
-        best: _LiveNumber | None = None
-        best_key: tuple[float, int] | None = None
-        for number, entry in candidates.items():
+        for _, _, number in self._issue_order.get(request.country, ()):
+            entry = self._live_by_number[number]
             if operator != "any" and entry.sim.operator != operator:
-                continue
-            if not self._eligible(entry, service):
                 continue
             if excluded and number.startswith(excluded):
                 continue
-            key = (entry.last_issued, -(entry.sim.signal or 0))
-            if best_key is None or key < best_key:
-                best, best_key = entry, key
-        return best
+            if self._eligible(entry, service):
+                return entry
+        return None
+
+    def _index(self, entry: _LiveNumber) -> None:
+        key = (entry.last_issued, -(entry.sim.signal or 0), entry.number)
+        insort(self._issue_order[entry.sim.country], key)
+        self._issue_key[entry.number] = key
+
+    def _unindex(self, entry: _LiveNumber) -> None:
+        key = self._issue_key.pop(entry.number, None)
+        order = self._issue_order.get(entry.sim.country)
+        if key is None or order is None:
+            return
+        at = bisect_left(order, key)
+        if at < len(order) and order[at] == key:
+            del order[at]
+        if not order:
+            del self._issue_order[entry.sim.country]
 
     def _eligible(self, entry: _LiveNumber, service: str) -> bool:
         if not entry.history_loaded or entry.number in self._open_by_number:
@@ -434,24 +449,27 @@ class Pool:
         return services
 
     def _count(self, entry: _LiveNumber, sign: int) -> None:
-        counter = self._counts[(entry.sim.country, entry.sim.operator)]
+        group = (entry.sim.country, entry.sim.operator)
+        counter = self._counts[group]
         for service in self._services_of(entry):
             counter[service] += sign
-        # Keep the key even at zero: a live country with nothing to sell still reports 0s.
-        if sign < 0 and not any(counter.values()):
-            still_live = any(
-                e.sim.operator == entry.sim.operator and e is not entry
-                for e in self._live_by_country.get(entry.sim.country, {}).values()
-            )
-            if not still_live:
-                del self._counts[(entry.sim.country, entry.sim.operator)]
+        # A group with live numbers is reported even at zero; an empty one disappears.
+        self._group_members[group] += sign
+        if self._group_members[group] <= 0:
+            del self._group_members[group]
+            del self._counts[group]
 
     def _update(self, entry: _LiveNumber, change: Callable[[_LiveNumber], None]) -> None:
-        """Apply a change to a live number, keeping the GET_SERVICES counters exact."""
-        counted = entry.history_loaded and self._live_by_iccid.get(entry.sim.iccid) is entry
+        """Apply a change to a live number, keeping the counters and the issuing order exact."""
+        live = self._live_by_iccid.get(entry.sim.iccid) is entry
+        counted = live and entry.history_loaded
         if counted:
             self._count(entry, -1)
+        if live:
+            self._unindex(entry)
         change(entry)
+        if live:
+            self._index(entry)
         if counted:
             self._count(entry, +1)
         self._changed()
@@ -459,14 +477,10 @@ class Pool:
     def _withdraw(self, entry: _LiveNumber) -> None:
         if entry.history_loaded:
             self._count(entry, -1)
+        self._unindex(entry)
         self._live_by_iccid.pop(entry.sim.iccid, None)
         if self._live_by_number.get(entry.number) is entry:
             del self._live_by_number[entry.number]
-        by_country = self._live_by_country.get(entry.sim.country)
-        if by_country is not None and by_country.get(entry.number) is entry:
-            del by_country[entry.number]
-            if not by_country:
-                del self._live_by_country[entry.sim.country]
         self._changed()
 
     def _open(self, activation: ActivationRecord) -> None:

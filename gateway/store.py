@@ -439,24 +439,19 @@ class Store:
 
         return await self.run(load)
 
-    async def load_history(self, number: str, services: Iterable[str]) -> dict[str, HistoryEntry]:
-        wanted = list(services)
-
-        def load(conn: sqlite3.Connection) -> dict[str, HistoryEntry]:
-            marks = ",".join("?" * len(wanted))
-            rows = conn.execute(
-                f"SELECT service, issues, barred FROM history"
-                f" WHERE number = ? AND service IN ({marks})",
-                (number, *wanted),
-            )
-            return {service: HistoryEntry(issues, bool(barred)) for service, issues, barred in rows}
-
-        return await self.run(load)
-
     # --- SIMs -------------------------------------------------------------------------------
 
-    async def save_sim(self, sim: SimRecord, seen_at: float) -> None:
-        def save(conn: sqlite3.Connection) -> None:
+    async def save_sim(
+        self, sim: SimRecord, seen_at: float, services: Iterable[str]
+    ) -> dict[str, HistoryEntry]:
+        """Remember a SIM that came online and return its number's history for `services`.
+
+        One job, so its place in the writer's queue is fixed when it is called: a FINISH
+        queued after it is not in the history it returns, one queued before it is.
+        """
+        wanted = list(services)
+
+        def save(conn: sqlite3.Connection) -> dict[str, HistoryEntry]:
             conn.execute(
                 "INSERT INTO sims (iccid, imsi, number, number_source, country, operator, mccmnc,"
                 " first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -476,8 +471,15 @@ class Store:
                     seen_at,
                 ),
             )
+            marks = ",".join("?" * len(wanted))
+            rows = conn.execute(
+                f"SELECT service, issues, barred FROM history"
+                f" WHERE number = ? AND service IN ({marks})",
+                (sim.number, *wanted),
+            )
+            return {service: HistoryEntry(issues, bool(barred)) for service, issues, barred in rows}
 
-        await self.run(save)
+        return await self.run(save)
 
     # --- activations ------------------------------------------------------------------------
 
