@@ -439,6 +439,33 @@ class Store:
 
         return await self.run(load)
 
+    async def bulk_seed_history(
+        self, rows: Iterable[tuple[str, str, int, bool, int | None, float]]
+    ) -> int:
+        """Write many history rows in one transaction; returns how many rows were given.
+
+        Each row is (number, service, issues, barred, last_status, updated_at); a row for a
+        (number, service) already present is replaced. For filling a database before a daemon
+        uses it (benchmarks, an import from another system), not for a running pool: the pool
+        does not see rows written behind its back for numbers that are already live. Pass rows
+        in chunks of some 100,000 so neither memory nor one transaction grows without bound.
+        """
+        batch = [
+            (number, service, issues, int(barred), last_status, updated_at)
+            for number, service, issues, barred, last_status, updated_at in rows
+        ]
+
+        def seed(conn: sqlite3.Connection) -> int:
+            conn.executemany(
+                "INSERT OR REPLACE INTO history"
+                " (number, service, issues, barred, last_status, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                batch,
+            )
+            return len(batch)
+
+        return await self.run(seed)
+
     # --- SIMs -------------------------------------------------------------------------------
 
     async def save_sim(
