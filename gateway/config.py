@@ -142,6 +142,19 @@ class ServerConfig(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
 
 
+class AdminConfig(BaseModel):
+    """Where the operator's endpoint listens (port 0 picks a free port); keep it on loopback.
+
+    It has no key: it lists SMS texts and releases activations, so it must never be reachable
+    from the marketplace or the internet.
+    """
+
+    model_config = _MODEL_CONFIG
+
+    host: NonEmptyStr = "127.0.0.1"
+    port: int = Field(8081, ge=0, le=65535)
+
+
 class MarketplaceConfig(BaseModel):
     """Onlinesim Reseller API v1: the partner key and where PUSH_SMS goes."""
 
@@ -342,6 +355,7 @@ class Config(BaseModel):
     model_config = _MODEL_CONFIG
 
     server: ServerConfig = ServerConfig()
+    admin: AdminConfig = AdminConfig()
     marketplace: MarketplaceConfig
     storage: StorageConfig = StorageConfig()
     offer: OfferConfig
@@ -357,6 +371,16 @@ class Config(BaseModel):
 
     # Where the marketplace key came from: "file", "environment" or "code".
     _key_source: str = PrivateAttr("code")
+
+    @field_validator("admin")
+    @classmethod
+    def _admin_port_free(cls, admin: AdminConfig, info: ValidationInfo) -> AdminConfig:
+        server = info.data.get("server")
+        if server is not None and admin.port != 0 and admin.port == server.port:
+            raise ValueError(
+                f"port {admin.port} is the [server] port; the admin endpoint needs its own"
+            )
+        return admin
 
     @property
     def key_source(self) -> str:
@@ -616,6 +640,11 @@ def config_warnings(config: Config) -> list[str]:
                 f"{shown}: marketplace.{key}: plain http to {urlsplit(url).hostname}; "
                 f"the key and every SMS travel unencrypted (use https://)"
             )
+    if not _is_loopback_host(config.admin.host):
+        warnings.append(
+            f"{shown}: admin.host: {config.admin.host} is not a loopback address; the admin "
+            f"endpoint has no key and shows SMS texts (keep it on 127.0.0.1)"
+        )
     if not config.modems and not config.simbanks:
         warnings.append(f"{shown}: no [[modems]] configured; there is nothing to sell")
     unknown_regions = sorted(set(config.countries) - _known_regions())
@@ -626,6 +655,41 @@ def config_warnings(config: Config) -> list[str]:
             f"any phone number belongs to; the entry is never used"
         )
     return warnings
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def load_admin_config(
+    path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+) -> AdminConfig:
+    """The [admin] table of a configuration file (for the command line's operator commands).
+
+    The whole file is checked when it can be; a file that is unusable only for the daemon (the
+    key lives in the service's environment, say) still tells where the admin endpoint is.
+    """
+    try:
+        return load_config(path, environ).admin
+    except ConfigError as exc:
+        error = exc
+    shown = os.fspath(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raise error from None
+    table = data.get("admin", {})
+    try:
+        return AdminConfig.model_validate(table)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False)
+        loc = ("admin", *errors[0]["loc"])
+        raise ConfigError(shown, _key_path(loc), _message(errors[0], loc), len(errors) - 1) from None
 
 
 def _plain_http_to_remote(url: str) -> bool:
