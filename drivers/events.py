@@ -45,6 +45,9 @@ class ModemStatus:
     last_sweep_at: float | None = None
     last_sms_at: float | None = None
     detail: str | None = None  # why it is not ready, in words an operator can act on
+    # Counters since the driver started (for /metrics; 0 and empty when the driver keeps none).
+    timeouts: int = 0  # AT commands that got no final reply in time
+    recoveries: dict[str, int] = field(default_factory=dict)  # rung -> recoveries it ended
 
     @property
     def sellable(self) -> bool:
