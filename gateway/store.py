@@ -583,6 +583,23 @@ class Store:
 
         return await self.run(known)
 
+    async def release_activation(self, activation_id: int, released_at: float) -> bool:
+        """Close an open activation on the operator's word: no status, no history effect.
+
+        A closed activation with `finish_status` NULL is one the operator released. Returns
+        False when the activation was not open.
+        """
+
+        def release(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE activations SET finished_at = ?, finish_status = NULL, finish_sum = NULL"
+                " WHERE id = ? AND finished_at IS NULL",
+                (released_at, activation_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self.run(release)
+
     async def list_open_activations(self) -> list[ActivationRecord]:
         def listing(conn: sqlite3.Connection) -> list[ActivationRecord]:
             rows = conn.execute(
@@ -753,3 +770,28 @@ class Store:
             return [SmsRow(*r) for r in rows]
 
         return await self.run(recent)
+
+    async def outbox_summary(self) -> tuple[int, float | None]:
+        """Pending pushes, and when the SMS of the oldest of them was received (None if none)."""
+
+        def summary(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            row = conn.execute(
+                "SELECT count(*), min(s.received_at) FROM push_outbox o"
+                " JOIN sms s ON s.id = o.sms_id WHERE o.state = 'pending'"
+            ).fetchone()
+            return row[0], row[1]
+
+        return await self.run(summary)
+
+    async def ping(self) -> bool:
+        """A round trip through the writer thread: take the write lock, write and read back."""
+
+        def ping(conn: sqlite3.Connection) -> bool:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS health_probe (value INTEGER)")
+            conn.execute("DELETE FROM health_probe")
+            conn.execute("INSERT INTO health_probe (value) VALUES (1)")
+            row = conn.execute("SELECT value FROM health_probe").fetchone()
+            conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            return row is not None and row[0] == 1
+
+        return await self.run(ping)
