@@ -132,6 +132,7 @@ class Pool:
         self._version = 0
         self._listeners: list[Callable[[], None]] = []
         self._push_listeners: list[Callable[[], None]] = []
+        self._sms_listeners: list[Callable[[StoredSms, int], None]] = []
         self._change_waiters: list[asyncio.Future[None]] = []
 
     # --- start-up ---------------------------------------------------------------------------
@@ -158,6 +159,10 @@ class Pool:
     def on_push_queued(self, listener: Callable[[], None]) -> None:
         """Call `listener` whenever an SMS was queued for PUSH_SMS."""
         self._push_listeners.append(listener)
+
+    def on_sms_stored(self, listener: Callable[[StoredSms, int], None]) -> None:
+        """Call `listener(stored, parts)` for every SMS handed in (duplicates included)."""
+        self._sms_listeners.append(listener)
 
     # --- what the farm tells the pool -------------------------------------------------------
 
@@ -202,7 +207,12 @@ class Pool:
         self._live_by_number[sim.number] = entry
         self._index(entry)
         # Count nothing until its history is known: never overstate GET_SERVICES.
-        history = await self.store.save_sim(record, self.clock(), self.rules.services)
+        try:
+            history = await self.store.save_sim(record, self.clock(), self.rules.services)
+        except BaseException:
+            if self._live_by_iccid.get(sim.iccid) is entry:
+                self._withdraw(entry)
+            raise
         if self._live_by_iccid.get(sim.iccid) is not entry:
             return True  # went offline (or changed) while the history was loading
         # Finishes that happened meanwhile were applied to the (empty) in-memory history as
@@ -256,6 +266,8 @@ class Pool:
         if not stored.duplicate and stored.activation_id is not None:
             for listener in self._push_listeners:
                 listener()
+        for sms_listener in self._sms_listeners:
+            sms_listener(stored, len(consumed_parts))
         if not stored.duplicate:
             log.info(
                 "event=sms_stored sms_id=%d iccid=%s number=%s activation_id=%s",
@@ -384,6 +396,43 @@ class Pool:
             )
         finally:
             del self._finishing[activation_id]
+
+    async def release(self, activation_id: int) -> ActivationRecord | None:
+        """Close an activation the marketplace forgot, on the operator's word.
+
+        No status and no effect on the number's history: the number is free again for every
+        service it was free for. Returns the released activation, None when it was no longer
+        open; raises UnknownActivation for ids never issued.
+        """
+        pending = self._finishing.get(activation_id)
+        if pending is not None:
+            await asyncio.shield(pending)  # a FINISH (or release) is on its way: it decides
+            return None
+        activation = self._open_by_id.get(activation_id)
+        if activation is None:
+            if await self.store.activation_known(activation_id):
+                return None
+            raise UnknownActivation(activation_id)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing[activation_id] = future
+        try:
+            await self.store.release_activation(activation_id, self.clock())
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked retrieved; concurrent waiters still get it raised
+            raise
+        else:
+            self._close(activation)
+            future.set_result(None)
+            log.info(
+                "event=activation_released_by_operator activation_id=%d number=%s service=%s",
+                activation_id,
+                activation.number,
+                activation.service,
+            )
+        finally:
+            del self._finishing[activation_id]
+        return activation
 
     def open_activation_for(self, number: str) -> ActivationRecord | None:
         return self._open_by_number.get(number)
