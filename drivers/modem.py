@@ -58,6 +58,24 @@ MAX_CONSECUTIVE_ERRORS = 3
 SIM_LOST_STATES = ("NOT READY", "NOT INSERTED", "REMOVED", "SIM PIN", "SIM PUK")
 
 
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout`. Uses `asyncio.timeout`, not `wait_for`: on
+    Python 3.11 `wait_for` swallows a cancellation that coincides with the event being set."""
+    try:
+        async with asyncio.timeout(max(0.0, timeout)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _raise_if_cancelling() -> None:
+    """A cancellation swallowed by a library's `wait_for` (Python 3.11) still ends the worker."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _ModemRestarted(Exception):
     """A reboot/ready URC arrived: the worker leaves its loop to re-initialise."""
 
@@ -295,6 +313,7 @@ class ModemDriver:
         loop = asyncio.get_running_loop()
         link = self._require_link()
         while True:
+            _raise_if_cancelling()
             self._check_restart(loop.time())
             try:
                 await self._receive()
@@ -341,10 +360,7 @@ class ModemDriver:
             deadlines.append(self._restart_seen_at + self.timings.reboot_settle_seconds)
         delay = max(0.0, min(deadlines) - loop.time())
         self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), delay)
-        except TimeoutError:
-            pass
+        await _wait_event(self._wake, delay)
         if self._port_lost:
             raise PortGone("serial port lost", port=self.port)
 
@@ -474,9 +490,7 @@ class ModemDriver:
                 await asyncio.sleep(settle)
                 continue
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), deadline - loop.time())
-            except TimeoutError:
+            if not await _wait_event(self._wake, deadline - loop.time()):
                 break
         return False
 

@@ -66,7 +66,7 @@ class ModemLink:
             return None
 
     async def patient(self, command: str, *, deadline: float, **options: object) -> AtReply:
-        """Retry while the SIM/module answers "busy", backing off, until the loop time `deadline`."""
+        """Retry while the SIM/module answers "busy", backing off, until loop time `deadline`."""
         loop = asyncio.get_running_loop()
         backoff = self.timings.sim_busy_backoff_seconds
         while True:

@@ -169,7 +169,8 @@ async def _from_ussd(
             return SmsNumberWait(rule.pattern, loop.time() + timings.ussd_sms_window_seconds)
         line = reply.first("+CUSD:")
         if line is None:
-            line = (await asyncio.wait_for(answer, timings.ussd_seconds)).line
+            async with asyncio.timeout(timings.ussd_seconds):
+                line = (await answer).line
     except TimeoutError:
         log.warning("event=ussd_no_answer port=%s code=%s", link.port, rule.code)
         await link.optional("+CUSD=2")

@@ -86,7 +86,7 @@ class Recorder:
         return [status.state for status in self.statuses]
 
     def texts(self) -> list[str]:
-        """Texts of the delivered SMS, multipart parts joined (the farm's job, done here to compare)."""
+        """Texts of the delivered SMS, multipart parts joined (the farm does that for real)."""
         singles: list[str] = []
         groups: dict[tuple[str, int, int], dict[int, str]] = defaultdict(dict)
         for sms in self.received:
@@ -146,6 +146,10 @@ class ModemHarness:
     async def stop_driver(self) -> None:
         if self.task is not None:
             self.task.cancel()
+            done, _ = await asyncio.wait({self.task}, timeout=5)
+            if not done:
+                self.task.print_stack()
+                raise AssertionError("driver task ignores cancellation")
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
@@ -180,7 +184,8 @@ class ModemHarness:
                     f"status={self.driver.status if self.driver else None}"
                 )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), left)
+                async with asyncio.timeout(left):
+                    await self._changed.wait()
 
     async def wait_state(self, state: ModemState, *, timeout: float = WAIT_S) -> ModemStatus:
         await self.wait_until(lambda: self.status.state is state, timeout=timeout, what=state)
