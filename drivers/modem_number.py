@@ -55,36 +55,39 @@ def region_of_imsi(imsi: str | None) -> str | None:
 def normalise_number(raw: str, imsi: str | None) -> str | None:
     """Digits with country code, or None when `raw` is no phone number we can be sure of.
 
-    A national form is read with the IMSI's country; digits without "+" are also tried as an
-    international number. No country code is ever prepended on a guess: a form that is not
-    valid (or at least possible, for the SIM's own country) is refused.
+    A national form is read with the IMSI's country; digits without "+" that start with that
+    country's calling code are first tried as an international number. No country code is
+    ever prepended on a guess: only forms that phonenumbers calls valid are accepted.
     """
     text = re.sub(r"[\s\-().]", "", raw.strip())
     if text.startswith("00"):
         text = "+" + text[2:]
     if not re.fullmatch(r"\+?\d{3,17}", text):
         return None
-    region = region_of_imsi(imsi)
-    candidates: list[tuple[str, str | None]] = []
     if text.startswith("+"):
-        candidates.append((text, None))
-    else:
-        if region is not None:
-            candidates.append((text, region))
-        candidates.append(("+" + text, None))
-    parsed = []
+        return _valid_e164(text, None)
+    region = region_of_imsi(imsi)
+    if region is None:
+        return _valid_e164("+" + text, None)
+    calling_code = str(phonenumbers.country_code_for_region(region))
+    candidates = [(text, region), ("+" + text, None)]
+    if text.startswith(calling_code):
+        candidates.reverse()
     for number, hint in candidates:
-        try:
-            parsed.append((phonenumbers.parse(number, hint), hint))
-        except phonenumbers.NumberParseException:
-            continue
-    for value, _ in parsed:
-        if phonenumbers.is_valid_number(value):
-            return phonenumbers.format_number(value, phonenumbers.PhoneNumberFormat.E164)[1:]
-    for value, hint in parsed:
-        if (hint is not None or text.startswith("+")) and phonenumbers.is_possible_number(value):
-            return phonenumbers.format_number(value, phonenumbers.PhoneNumberFormat.E164)[1:]
+        found = _valid_e164(number, hint)
+        if found is not None:
+            return found
     return None
+
+
+def _valid_e164(number: str, region: str | None) -> str | None:
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)[1:]
 
 
 def number_from_text(text: str, pattern: str, imsi: str | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from drivers.simulator import E303, E3372, EC25, SIM800, MessageStat, Profile, make_sim
+from drivers.simulator import E3372, EC25, SIM800, MessageStat, Profile, make_sim
 from tests.drivers.modem_harness import ModemHarness
 
 PROFILES = [SIM800, EC25, E3372]
@@ -81,7 +81,7 @@ async def test_persist_failure_keeps_sms_on_modem_until_handed_over() -> None:
 async def test_undecodable_status_report_and_submit_are_handed_over_raw() -> None:
     """F10: what does not decode as an SMS-DELIVER is still handed over, never dropped."""
     broken = "07919471101920F0" + "040B919471162143F50000"  # a DELIVER cut short
-    report = "0791947110192000" + "0606" + "0B919471162143F5" + "62101291450080621012914500800" + "0"
+    report = "07919471101920000606" + "0B919471162143F5" + "621012914500806210129145008000"
     submit = "0011000B919471162143F50000AA05E8329BFD06"
     async with ModemHarness(SIM800, sim_card()) as h:
         await h.wait_ready()
