@@ -39,9 +39,12 @@ class ApiError(Exception):
         self.message = message
 
 
+def encode_json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 def json_response(payload: dict[str, Any], status_code: int = 200) -> Response:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    return Response(body, status_code=status_code, media_type=JSON_TYPE)
+    return Response(encode_json(payload), status_code=status_code, media_type=JSON_TYPE)
 
 
 class MarketplaceApi:
@@ -51,7 +54,9 @@ class MarketplaceApi:
         self.pool = pool
         self._key = key.encode()
         self._health = health
-        self._services_cache: dict[bool, tuple[int, Response]] = {}
+        # The encoded GET_SERVICES body per form (rent-only or not) and the pool version it
+        # shows. Bytes, not a Response: middleware (gzip) rewrites a Response's headers.
+        self._services_cache: dict[bool, tuple[int, bytes]] = {}
         self._handlers: dict[str, Callable[[onlinesim.Request], Awaitable[Response]]] = {
             onlinesim.GET_SERVICES: self._get_services,
             onlinesim.GET_NUMBER: self._get_number,
@@ -99,12 +104,11 @@ class MarketplaceApi:
         rent_only = request.rent_path
         version = self.pool.version
         cached = self._services_cache.get(rent_only)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        reply = onlinesim.services_reply(self.pool.service_counts(), rent_only=rent_only)
-        response = json_response(reply)
-        self._services_cache[rent_only] = (version, response)
-        return response
+        if cached is None or cached[0] != version:
+            reply = onlinesim.services_reply(self.pool.service_counts(), rent_only=rent_only)
+            cached = (version, encode_json(reply))
+            self._services_cache[rent_only] = cached
+        return Response(cached[1], media_type=JSON_TYPE)
 
     async def _get_number(self, request: onlinesim.Request) -> Response:
         try:

@@ -332,7 +332,11 @@ class Store:
             if self.path.parent and not self.path.parent.exists():
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = connect(self.path)
-            migrate(conn)
+            try:
+                migrate(conn)
+            except BaseException:
+                conn.close()
+                raise
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         self._conn = conn

@@ -202,12 +202,6 @@ async def test_thirty_parallel_identical_get_number_never_share(
     assert len(open_numbers_on_disk(tmp_path / "simfarm.db")) == len(numbers)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.py caches the GET_SERVICES Response object; GZipMiddleware rewrites its headers"
-    " in place, so the next reply from the cache declares the compressed Content-Length and"
-    " the connection is dropped",
-)
 async def test_repeated_get_services_with_gzip(daemon: Daemon) -> None:
     """The marketplace polls GET_SERVICES, compressed, while nothing changes in the pool."""
     assert daemon.pool is not None
