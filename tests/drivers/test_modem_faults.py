@@ -170,7 +170,8 @@ async def test_f23_spontaneous_reboot_reinit_and_sweep() -> None:
 
 
 async def test_f23_settings_lost_silently_are_reasserted() -> None:
-    async with ModemHarness(SIM800, sim_card(), fast_settings(timings=replace(FAST_TIMINGS, reassert_seconds=0.5))) as h:
+    settings = fast_settings(timings=replace(FAST_TIMINGS, reassert_seconds=0.5))
+    async with ModemHarness(SIM800, sim_card(), settings) as h:
         await h.wait_ready()
         h.modem.settings.cnmi = [0, 0, 0, 0, 0]
         h.modem.settings.cmgf = 1
