@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from drivers.at_errors import AtError, AtFinalError, AtTimeout, PortGone
 from drivers.modem_link import ModemLink
+from drivers.modem_settings import DriverTimings
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +117,19 @@ class RecoveryLadder:
         return " ".join(
             f"{rung}={self.attempts[rung]}/{self.successes[rung]}" for rung, _ in LADDER
         )
+
+
+def silence_detection_bound(keepalive_seconds: float, timings: DriverTimings) -> float:
+    """Longest time from a modem's last answer to the driver reporting RECOVERING."""
+    return keepalive_seconds + timings.probe_seconds + timings.drain_max_seconds
+
+
+def reboot_recovery_bound(keepalive_seconds: float, timings: DriverTimings) -> float:
+    """Longest time from going silent to the reboot rung's bring-up starting (boot included)."""
+    timeout_cost = timings.drain_max_seconds
+    escape = timings.probe_seconds + timeout_cost
+    reinit = timings.wake_attempts * (timings.probe_seconds + timeout_cost)
+    radio = timings.command_seconds + timeout_cost
+    reboot = timings.command_seconds + timeout_cost + timings.reboot_wait_seconds
+    detection = silence_detection_bound(keepalive_seconds, timings)
+    return detection + escape + reinit + radio + reboot

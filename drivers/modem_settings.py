@@ -34,7 +34,6 @@ class DriverTimings:
     number_retry_seconds: float = 300.0  # climb the number ladder again while it is unknown
     ussd_seconds: float = 30.0  # from `AT+CUSD=1,…` to the operator's reply
     ussd_sms_window_seconds: float = 120.0  # operators that answer by SMS: wait this long
-    cpms_lag_retry_seconds: float = 0.5  # Huawei: CPMS says 0 right after +CMTI; ask again
     radio_off_seconds: float = 3.0  # pause between AT+CFUN=0 and AT+CFUN=1
     reboot_wait_seconds: float = 45.0  # after AT+CFUN=1,1: wait this long for the modem
     dead_retry_seconds: float = 300.0  # a DEAD modem is tried again this often

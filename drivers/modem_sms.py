@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from drivers.at_errors import AtCommandError, CmeError, CmsError, ReplyParseError
 from drivers.at_lines import Urc
@@ -375,6 +375,3 @@ class SmsReceiver:
             )
         self.alarm_levels[memory] = storage_level(after, total)
         self.storage[memory] = (max(after, 0), total)
-
-    def snapshot(self) -> dict[str, Any]:
-        return {"storage": dict(self.storage), "last_sms_at": self.last_sms_at}
