@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import pstats
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,10 @@ class ApiRun:
     finish_p99_ms: float | None = None
     no_numbers: int = 0
     errors: int = 0
+    #: Server CPU over the cell, % of one core: its main (event-loop) thread, its other threads
+    #: (for simfarm: the store's writer thread running SQLite and its commits).
+    cpu_loop_percent: float | None = None
+    cpu_threads_percent: float | None = None
     failures: dict[str, int] = field(default_factory=dict)
 
 
@@ -212,6 +217,7 @@ async def measure_api(
             for concurrency in concurrencies:
                 for action in ACTIONS:
                     for server, child in (("bare", bare), ("simfarm", api)):
+                        before = thread_cpu(child.pid)
                         cell = await measure_cell(
                             server,
                             int(child.ready["port"]),
@@ -221,6 +227,10 @@ async def measure_api(
                             seconds,
                             warmup,
                         )
+                        after = thread_cpu(child.pid)
+                        window = seconds + warmup
+                        cell.cpu_loop_percent = round(100 * (after[0] - before[0]) / window, 1)
+                        cell.cpu_threads_percent = round(100 * (after[1] - before[1]) / window, 1)
                         runs.append(cell)
                         progress(
                             f"  {sims:>6} SIMs {action:<12} c={concurrency:<3} {server:<7} "
@@ -235,6 +245,24 @@ async def measure_api(
                 await api.stop()
             await bare.stop()
     return runs, online, headers
+
+
+def thread_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds (utime + stime) of a process's main thread and of all its other threads."""
+    tick = os.sysconf("SC_CLK_TCK")
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            text = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended meanwhile
+        fields = text[text.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if task.name == str(pid):
+            main += used
+        else:
+            other += used
+    return main, other
 
 
 async def reply_headers(port: int) -> dict[str, str]:

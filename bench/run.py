@@ -276,6 +276,8 @@ def api_section(runs: list[ApiRun], online: dict[int, float], plan: Plan) -> str
                 f"{rep.fmt(r.p50_ms, 2)} / {rep.fmt(r.p99_ms, 2)}",
                 f"{rep.fmt(bare.p50_ms, 2)} / {rep.fmt(bare.p99_ms, 2)}" if bare else "–",
                 finish,
+                f"{rep.fmt(r.cpu_loop_percent, 0)} / {rep.fmt(r.cpu_threads_percent, 0)}",
+                rep.fmt(bare.cpu_loop_percent, 0) if bare else "–",
                 str(r.no_numbers),
                 str(r.errors),
             ]
@@ -291,6 +293,8 @@ def api_section(runs: list[ApiRun], online: dict[int, float], plan: Plan) -> str
             "simfarm p50 / p99 ms",
             "bare p50 / p99 ms",
             "FINISH p50 / p99 ms",
+            "simfarm CPU % loop / other threads",
+            "bare CPU % loop",
             "NO_NUMBERS",
             "errors",
         ],
