@@ -30,12 +30,12 @@ SERVICES = ("vk", "wa", "tg")
 #: Bound for what should happen promptly (a modem coming up, a push arriving); never waited out.
 EVENTUALLY_SECONDS = 60.0
 
-# (profile, country calling code + national prefix, MCC+MNC, operator name as the network says)
+# (profile, a valid number with its last digits to be replaced, MCC+MNC, operator name)
 MIX: tuple[tuple[Profile, str, str, str], ...] = (
-    (SIM800, "4915112", "26202", "Vodafone.de"),
-    (EC25, "4917612", "26203", "o2 - de"),
-    (E3372, "7916123", "25001", "MTS RUS"),
-    (SIM7600, "7926123", "25002", "MegaFon"),
+    (SIM800, "4915112340000", "26202", "Vodafone.de"),
+    (EC25, "4917612340000", "26203", "o2 - de"),
+    (E3372, "79161230000", "25001", "MTS RUS"),
+    (SIM7600, "79261230000", "25002", "MegaFon"),
 )
 
 
@@ -43,8 +43,8 @@ def mixed_farm(count: int) -> SimulatedFarm:
     """`count` modems cycling through four models and four networks, numbers all distinct."""
     farm = SimulatedFarm()
     for n in range(count):
-        profile, prefix, mccmnc, operator = MIX[n % len(MIX)]
-        number = f"{prefix}{n:05d}"
+        profile, template, mccmnc, operator = MIX[n % len(MIX)]
+        number = f"{template[:-4]}{n:04d}"
         sim = make_sim(n + 1, number=number, mcc_mnc=mccmnc, operator_name=operator)
         farm.add(SimulatedModem(with_serial(profile, n + 1), sim, name=f"m{n:02d}-{profile.name}"))
     return farm

@@ -97,7 +97,7 @@ async def test_hung_modem_costs_only_its_own_sim(tmp_path) -> None:
     async with started(sims), running_daemon(tmp_path / "simfarm.db", sims) as farm:
         await farm.wait_live({m.sim.number for m in sims})
         hung = sims.by_name("m00-sim800")
-        hung.hang(until_reboot=True)
+        hung.hang(until_reboot=True, answer_reset=True)  # only +CFUN=1,1 still works
         await farm.wait_live({m.sim.number for m in sims} - {hung.sim.number}, timeout=30)
         # The API keeps answering while the modem is probed and recovered.
         for _ in range(5):
