@@ -132,7 +132,7 @@ async def test_f19_busy_sim_after_boot_with_pin() -> None:
 
 
 async def test_f19_wrong_pin_is_tried_once_only() -> None:
-    settings = fast_settings(pin="0000")
+    settings = fast_settings(pin="0000", timings=replace(FAST_TIMINGS, sim_retry_seconds=0.3))
     async with ModemHarness(SIM800, sim_card(pin="4321"), settings) as h:
         status = await h.wait_state(ModemState.NO_SIM)
         assert "PIN" in (status.detail or "")

@@ -3,15 +3,17 @@ an unplugged one ends run() with GONE."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 
 import pytest
 
 from drivers.events import ModemState
+from drivers.modem import ModemDriver
 from drivers.modem_recovery import reboot_recovery_bound, silence_detection_bound
 from drivers.modem_settings import DriverSettings
 from drivers.simulator import EC25, SIM800, Profile, make_sim
-from tests.drivers.modem_harness import FAST_TIMINGS, ModemHarness, fast_settings
+from tests.drivers.modem_harness import FAST_TIMINGS, WAIT_S, ModemHarness, Recorder, fast_settings
 
 SENDER = "+4917612345678"
 #: Bring-up of a rebooted module on real hardware, on top of the ladder's own bound.
@@ -25,6 +27,7 @@ LADDER_SETTINGS = fast_settings(
         FAST_TIMINGS,
         command_seconds=0.5,
         probe_seconds=0.25,
+        wake_attempts=1,
         drain_max_seconds=0.2,
         reboot_wait_seconds=1.0,
         dead_retry_seconds=0.5,
@@ -80,8 +83,9 @@ async def test_unplug_ends_run_with_gone() -> None:
 
 
 async def test_port_that_does_not_exist_is_gone_at_once() -> None:
-    async with ModemHarness(EC25, sim_card()) as h:
-        await h.wait_ready()
-        driver = h.start_driver("/nonexistent/modem-port")
-        await h.wait_until(lambda: h.task is not None and h.task.done(), what="run() ended")
-        assert driver.status.state is ModemState.GONE
+    events = Recorder(lambda: None)
+    driver = ModemDriver("/nonexistent/modem-port", events, LADDER_SETTINGS)
+    async with asyncio.timeout(WAIT_S):
+        await driver.run()
+    assert driver.status.state is ModemState.GONE
+    assert events.states() == [ModemState.GONE]
