@@ -68,7 +68,7 @@ DEMO_SIMS = (
     DemoSim(E3372, "79161230003", "25001", "MTS RUS"),
     DemoSim(SIM800, "79261230004", "25002", "MegaFon"),
     DemoSim(EC25, "380501230005", "25501", "Vodafone UA"),
-    DemoSim(SIM7600, "447700900006", "23415", "vodafone UK"),
+    DemoSim(SIM7600, "447400123456", "23415", "vodafone UK"),
     DemoSim(E3372, "79031230007", "25099", "Beeline"),
     DemoSim(EC25, "4915212340008", "26202", "Vodafone.de", number_only_by_ussd=True),
 )
@@ -209,7 +209,15 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
         await daemon.start()
         url = f"http://{args.host}:{daemon.port}"
         print(f"Starting {len(farm)} simulated modems (database: {data / 'simfarm.db'}) ...")
-        live = await wait_until_live(daemon, len(farm), STARTUP_WAIT_SECONDS)
+        coming_up = asyncio.ensure_future(wait_until_live(daemon, len(farm), STARTUP_WAIT_SECONDS))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({coming_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            coming_up.cancel()
+            print("\nStopping ...", flush=True)
+            return 0
+        stopping.cancel()
+        live = coming_up.result()
         print(f"{live} of {len(farm)} modems live after {time.monotonic() - started:.1f} s")
         for row in farm.describe():
             print(f"  {row['name']:<20} {row['path']:<14} +{row['number']}")
