@@ -45,8 +45,13 @@ OPEN_TIMEOUT_S = 5.0  # from opening the port to the protocol being connected
 CLOSE_TIMEOUT_S = 2.0  # close() waits this long for the transport to let go
 DRAIN_QUIET_S = 0.2  # after a timeout: the port counts as drained after this much silence…
 DRAIN_MAX_S = 3.0  # …or after this long at most
-PRE_WRITE_QUIET_S = 0.05  # before a write, wait for this much silence if the modem is talking…
-PRE_WRITE_DRAIN_MAX_S = 0.5  # …but no longer than this
+# Before a write, wait for this much silence if the modem is talking, but no longer than the
+# second. 0 by default: a line that started before the write is classified as stale anyway
+# (URCs in it still reach their listeners), so only unread input makes the engine wait.
+PRE_WRITE_QUIET_S = 0.0
+PRE_WRITE_DRAIN_MAX_S = 0.5
+#: How long to let unread input run through the classifier before writing, when there is some.
+UNREAD_INPUT_QUIET_S = 0.02
 
 ESC = b"\x1b"
 CTRL_Z = b"\x1a"
@@ -134,12 +139,14 @@ class AtEngine(asyncio.Protocol):
         *,
         drain_quiet_s: float = DRAIN_QUIET_S,
         drain_max_s: float = DRAIN_MAX_S,
+        pre_write_quiet_s: float = PRE_WRITE_QUIET_S,
     ) -> None:
         self.port = port
         self.on_unexpected: Callable[[str, bytes], Any] | None = None
         self.on_connection_lost: Callable[[BaseException | None], Any] | None = None
         self._drain_quiet_s = drain_quiet_s
         self._drain_max_s = drain_max_s
+        self._pre_write_quiet_s = pre_write_quiet_s
         self._classifier = AtLineClassifier()
         self._lock = asyncio.Lock()
         self._transport: asyncio.Transport | None = None
@@ -366,7 +373,8 @@ class AtEngine(asyncio.Protocol):
                         self._classifier.expect_echo(body)
                         self._write(body.encode("ascii") + CTRL_Z)
                     stage = "reply"
-                final = await asyncio.wait_for(asyncio.shield(exchange.final), timeout)
+                async with asyncio.timeout(timeout):
+                    final = await asyncio.shield(exchange.final)
             except TimeoutError:
                 self._abandon(exchange)
                 limit = prompt_timeout if stage == "prompt" else timeout
@@ -441,8 +449,13 @@ class AtEngine(asyncio.Protocol):
             await self._drain(self._drain_quiet_s, self._drain_max_s, require_final=False)
             return
         loop = asyncio.get_running_loop()
-        if self._input_waiting() or loop.time() - self._last_rx < PRE_WRITE_QUIET_S:
-            await self._drain(PRE_WRITE_QUIET_S, PRE_WRITE_DRAIN_MAX_S, require_final=False)
+        quiet = self._pre_write_quiet_s
+        if self._input_waiting():
+            await self._drain(
+                max(quiet, UNREAD_INPUT_QUIET_S), PRE_WRITE_DRAIN_MAX_S, require_final=False
+            )
+        elif quiet > 0 and loop.time() - self._last_rx < quiet:
+            await self._drain(quiet, PRE_WRITE_DRAIN_MAX_S, require_final=False)
 
     def _input_waiting(self) -> bool:
         """Whether bytes sit in the port's input queue that the reader has not handled yet."""
@@ -463,7 +476,8 @@ class AtEngine(asyncio.Protocol):
                 return
             self._rx_seen.clear()
             try:
-                await asyncio.wait_for(self._rx_seen.wait(), min(quiet_s, left))
+                async with asyncio.timeout(min(quiet_s, left)):
+                    await self._rx_seen.wait()
             except TimeoutError:
                 if not require_final or self._stale_finals > 0:
                     return

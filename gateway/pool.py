@@ -441,7 +441,8 @@ class Pool:
         return sorted(self._open_by_id.values(), key=lambda a: a.id)
 
     def live_numbers(self) -> list[OnlineSim]:
-        return [entry.sim for entry in self._live_by_iccid.values()]
+        """SIMs on offer now (online and with their history read, so counted in GET_SERVICES)."""
+        return [entry.sim for entry in self._live_by_iccid.values() if entry.history_loaded]
 
     def known_sim(self, iccid: str) -> SimRecord | None:
         return self._known_sims.get(iccid)

@@ -14,16 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from drivers import at_engine
 from drivers.events import ModemState, ModemStatus, ReceivedPdu
 from drivers.modem import ModemDriver
 from drivers.modem_settings import DriverSettings, DriverTimings
 from drivers.simulator import Profile, SimCard, SimulatedModem
 
-#: The engine waits this long for a quiet line before every write (50 ms for real modems, which
-#: makes one bring-up cost 1.4 s). It has no option for it yet, so the harness lowers the module
-#: constant while a harness runs and restores it after (loopback ptys are quiet at once).
-ENGINE_PRE_WRITE_QUIET_S = 0.01
 #: Bound for anything that should happen soon (only reached when something is wrong).
 WAIT_S = 10.0
 #: Short waits so the whole ladder runs in seconds; real modems get the defaults.
@@ -130,11 +125,8 @@ class ModemHarness:
         self.bytes_seen = 0
         self._before_start = before_start
         self._changed = asyncio.Event()
-        self._saved_quiet = at_engine.PRE_WRITE_QUIET_S
 
     async def __aenter__(self) -> ModemHarness:
-        self._saved_quiet = at_engine.PRE_WRITE_QUIET_S
-        at_engine.PRE_WRITE_QUIET_S = ENGINE_PRE_WRITE_QUIET_S
         await self.modem.start()
         if self._before_start is not None:
             self._before_start(self.modem)
@@ -144,9 +136,8 @@ class ModemHarness:
     async def __aexit__(self, *exc: object) -> None:
         try:
             await self.stop_driver()
-            await self.modem.stop()
         finally:
-            at_engine.PRE_WRITE_QUIET_S = self._saved_quiet
+            await self.modem.stop()
 
     def start_driver(self, path: str | None = None) -> ModemDriver:
         self.driver = ModemDriver(path or self.modem.path, self.events, self.settings)
