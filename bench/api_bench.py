@@ -318,6 +318,8 @@ def _trim_pstats(text: str) -> str:
     """pstats output without its banner lines."""
     keep = []
     for line in text.splitlines():
+        if ".pstats" in line:
+            continue  # the stats file's name and date
         if line.strip().startswith(("Ordered by", "ncalls")) or "function calls" in line:
             keep.append(line.rstrip())
         elif line.strip() and not line.startswith(" " * 20):

@@ -121,8 +121,21 @@ def make_plan(args: argparse.Namespace) -> Plan:
     return Plan(**{**asdict(plan), **changes})
 
 
+#: Options whose value is a path on this machine: left out of the command the report shows.
+PATH_OPTIONS = ("--json", "--workdir", "--report")
+
+
 def command_line(argv: list[str] | None) -> str:
-    shown = sys.argv[1:] if argv is None else argv
+    given = list(sys.argv[1:] if argv is None else argv)
+    shown: list[str] = []
+    skip = False
+    for word in given:
+        if skip:
+            skip = False
+        elif word in PATH_OPTIONS:
+            skip = True
+        elif not word.startswith(tuple(f"{o}=" for o in PATH_OPTIONS)):
+            shown.append(word)
     return "python -m bench.run" + ("" if not shown else " " + shlex.join(shown))
 
 

@@ -66,6 +66,7 @@ def test_tiny_run_of_a_and_f_writes_the_report(tmp_path: Path) -> None:
     ):
         assert heading in text
     assert "python -m bench.run --quick --only a,f" in text
+    assert str(tmp_path) not in text  # no machine paths in the report
     for row in ("GET_NUMBER (+ FINISH) p99", "GET_SERVICES throughput vs bare", "queued pushes"):
         assert row in text
     assert "PASS" in text or "MISS" in text
