@@ -486,7 +486,7 @@ async def farm_measures(
     if "c" in only and result.sms_to_disk_ms and result.sms_p99_ms:
         to_disk, to_push = result.sms_to_disk_ms, result.disk_to_push_ms
         finding = (
-            f"SMS latency is spent before the SMS is on disk: +CMTI -> stored p50/p99 "
+            f"SMS latency, split where the SMS is on disk: +CMTI -> stored p50/p99 "
             f"{to_disk[0]:.0f}/{to_disk[1]:.0f} ms, stored -> PUSH_SMS received "
             f"{to_push[0]:.0f}/{to_push[1]:.0f} ms."  # type: ignore[index]
         )
