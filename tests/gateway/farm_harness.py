@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from drivers.modem_settings import DriverSettings
 from drivers.simulator import (
     E3372,
     EC25,
@@ -24,6 +25,8 @@ from drivers.simulator import (
 from gateway.config import config_from_dict
 from gateway.daemon import Daemon
 from gateway.fake_marketplace import FakeMarketplace, Policy, always_succeed
+from gateway.farm import PortEvents
+from tests.drivers.modem_harness import FAST_TIMINGS
 
 KEY = "farm-test-key"
 SERVICES = ("vk", "wa", "tg")
@@ -37,6 +40,20 @@ MIX: tuple[tuple[Profile, str, str, str], ...] = (
     (E3372, "79161230000", "25001", "MTS RUS"),
     (SIM7600, "79261230000", "25002", "MegaFon"),
 )
+
+
+# Short enough that the recovery ladder runs in seconds, long enough for 16 modems on a busy
+# 2-core machine to answer every command in time.
+FARM_TIMINGS = replace(
+    FAST_TIMINGS, command_seconds=3.0, long_command_seconds=5.0, probe_seconds=2.0
+)
+
+
+def quick_driver(port: str, events: PortEvents, settings: DriverSettings):
+    """The real modem driver with test timings."""
+    from drivers.modem import ModemDriver
+
+    return ModemDriver(port, events, replace(settings, timings=FARM_TIMINGS))
 
 
 def mixed_farm(count: int) -> SimulatedFarm:
@@ -108,7 +125,9 @@ async def running_daemon(
     """The daemon driving `sims` (already started), with a fake marketplace for its pushes."""
     market = FakeMarketplace(policy=policy)
     await market.start()
-    daemon = Daemon(farm_config([m.path for m in sims], market.url, db, extra))
+    daemon = Daemon(
+        farm_config([m.path for m in sims], market.url, db, extra), driver_factory=quick_driver
+    )
     try:
         await daemon.start()
         url = f"http://127.0.0.1:{daemon.port}"
