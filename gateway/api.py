@@ -73,7 +73,7 @@ class MarketplaceApi:
     async def endpoint(self, request: Request) -> Response:
         try:
             payload = await read_json(request)
-            parsed = onlinesim.parse_request(payload, request.url.path)
+            parsed = onlinesim.parse_request(payload, request.scope["path"])
             self._authenticate(request, parsed.key)
             return await self._handlers[parsed.action](parsed)
         except ApiError as exc:

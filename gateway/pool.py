@@ -327,9 +327,10 @@ class Pool:
         previous_issue = entry.last_issued
 
         def lease(e: _LiveNumber) -> None:
+            self._open_by_number[activation.number] = activation
+            self._open_by_id[activation.id] = activation
             e.last_issued = now
 
-        self._open(activation)
         self._update(entry, lease)
         try:
             await self.store.open_activation(activation)
@@ -343,7 +344,7 @@ class Pool:
         known = self._known_sims.get(activation.iccid)
         if known is not None:
             self._known_sims[activation.iccid] = replace(known, last_issued=now)
-        log.info(
+        log.debug(
             "event=number_issued activation_id=%d number=%s service=%s",
             activation.id,
             activation.number,
@@ -388,7 +389,7 @@ class Pool:
         else:
             self._close(activation)
             future.set_result(None)
-            log.info(
+            log.debug(
                 "event=activation_finished activation_id=%d number=%s status=%d",
                 activation_id,
                 activation.number,
@@ -532,13 +533,6 @@ class Pool:
         if self._live_by_number.get(entry.number) is entry:
             del self._live_by_number[entry.number]
         self._changed()
-
-    def _open(self, activation: ActivationRecord) -> None:
-        def mark(_: _LiveNumber | None = None) -> None:
-            self._open_by_number[activation.number] = activation
-            self._open_by_id[activation.id] = activation
-
-        self._change_number(activation.number, mark)
 
     def _close(self, activation: ActivationRecord) -> None:
         def unmark(_: _LiveNumber | None = None) -> None:
