@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from stdnum import luhn
 
+from drivers import gsm7
 from drivers.at_errors import ReplyParseError
 
 __all__ = [
@@ -634,23 +635,6 @@ def parse_cpin(line: str) -> SimPinState:
 
 # -- USSD ----------------------------------------------------------------------------------------
 
-# GSM 03.38 default alphabet and its extension table (after ESC, 0x1B).
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM7_EXTENSION = {
-    0x0A: "\f",
-    0x14: "^",
-    0x28: "{",
-    0x29: "}",
-    0x2F: "\\",
-    0x3C: "[",
-    0x3D: "~",
-    0x3E: "]",
-    0x40: "|",
-    0x65: "€",
-}
 # Raw (unpacked) GSM-7 bytes shown as ASCII put these characters where national letters were.
 _GSM7_AS_ASCII = {
     "[": "Ä",
@@ -667,26 +651,14 @@ _TEXT_SCORE_MIN = 0.8  # share of "ordinary" characters a decoding must reach to
 
 
 def _unpack_septets(data: bytes) -> list[int]:
-    value = int.from_bytes(data, "little")
-    count = len(data) * 8 // 7
-    septets = [(value >> (7 * at)) & 0x7F for at in range(count)]
+    septets = gsm7.unpack(data, len(data) * 8 // 7)
     if len(data) % 7 == 0 and septets and septets[-1] in (0x00, 0x0D):
         septets.pop()  # 7 spare bits: filled with CR (23.038 §6.1.2.3.1) or, sloppily, zeros
     return septets
 
 
 def _gsm7_text(septets: Sequence[int]) -> str:
-    out = []
-    escaped = False
-    for septet in septets:
-        if escaped:
-            out.append(GSM7_EXTENSION.get(septet, " "))
-            escaped = False
-        elif septet == 0x1B:
-            escaped = True
-        else:
-            out.append(GSM7_BASIC[septet])
-    return "".join(out)
+    return gsm7.decode(list(septets))
 
 
 def _text_score(text: str) -> float:

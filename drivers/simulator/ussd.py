@@ -1,66 +1,35 @@
-"""USSD reply encodings the simulated modems use, and the GSM-7 packing they need."""
+"""USSD reply encodings the simulated modems use."""
 
 from __future__ import annotations
 
-from .profiles import UssdEncoding
+from drivers import gsm7
 
-#: GSM 03.38 default alphabet, indexed by septet value.
-GSM7_BASIC = (
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\x1bÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-#: Characters reached through the escape septet 0x1B.
-GSM7_EXTENSION = {"\f": 0x0A, "^": 0x14, "{": 0x28, "}": 0x29, "\\": 0x2F, "[": 0x3C, "~": 0x3D,
-                  "]": 0x3E, "|": 0x40, "€": 0x65}  # fmt: skip
-_BASIC_INDEX = {ch: i for i, ch in enumerate(GSM7_BASIC)}
+from .profiles import UssdEncoding
 
 DCS_GSM7 = 15
 DCS_UCS2 = 72
+_QUESTION_MARK = gsm7.encode("?")
 
 
 def gsm7_encodable(text: str) -> bool:
-    return all(ch in _BASIC_INDEX or ch in GSM7_EXTENSION for ch in text)
+    return gsm7.is_encodable(text)
 
 
 def to_septets(text: str) -> list[int]:
-    """GSM-7 septets of `text`; characters outside the alphabet become "?"."""
+    """GSM-7 septets of `text`; characters outside the alphabet become "?" (as modems do)."""
     septets: list[int] = []
-    for ch in text:
-        if ch in _BASIC_INDEX:
-            septets.append(_BASIC_INDEX[ch])
-        elif ch in GSM7_EXTENSION:
-            septets.extend((0x1B, GSM7_EXTENSION[ch]))
-        else:
-            septets.append(_BASIC_INDEX["?"])
+    for char in text:
+        septets.extend(gsm7.char_septets(char) or _QUESTION_MARK)
     return septets
 
 
-def from_septets(septets: list[int]) -> str:
-    reverse_ext = {v: k for k, v in GSM7_EXTENSION.items()}
-    chars: list[str] = []
-    escape = False
-    for septet in septets:
-        if escape:
-            chars.append(reverse_ext.get(septet, " "))
-            escape = False
-        elif septet == 0x1B:
-            escape = True
-        else:
-            chars.append(GSM7_BASIC[septet])
-    return "".join(chars)
-
-
 def pack_septets(septets: list[int]) -> bytes:
-    value = 0
-    for i, septet in enumerate(septets):
-        value |= (septet & 0x7F) << (7 * i)
-    return value.to_bytes((7 * len(septets) + 7) // 8, "little")
+    return gsm7.pack(septets)
 
 
 def unpack_septets(data: bytes) -> list[int]:
-    value = int.from_bytes(data, "little")
-    count = len(data) * 8 // 7
-    return [(value >> (7 * i)) & 0x7F for i in range(count)]
+    """Every whole septet in `data` (a trailing padding septet included)."""
+    return gsm7.unpack(data, len(data) * 8 // 7)
 
 
 def encode_ussd_reply(text: str, encoding: UssdEncoding) -> tuple[str, int]:
@@ -79,7 +48,7 @@ def decode_ussd_request(code: str) -> str:
         # A trailing 0 septet that only fills the last octet is padding, not "@".
         while septets and septets[-1] == 0:
             septets.pop()
-        decoded = from_septets(septets)
+        decoded = gsm7.decode(septets)
         if decoded and all(c in "0123456789*#" for c in decoded):
             return decoded
     return code
