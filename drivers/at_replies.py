@@ -549,7 +549,17 @@ class Iccid:
     luhn_valid: bool | None
 
 
-_ICCID_PREFIXES = ("+CCID", "+QCCID", "+ICCID", "^ICCID", "+CICCID", "^SCID", "+ZGETICCID")
+# "ICCID" bare is SIMCom SIM7600's answer to AT+CICCID; it must come after the longer forms.
+_ICCID_PREFIXES = (
+    "+CCID",
+    "+QCCID",
+    "+ICCID",
+    "^ICCID",
+    "+CICCID",
+    "^SCID",
+    "+ZGETICCID",
+    "ICCID",
+)
 _SW1_OK = (0x90, 0x91, 0x92, 0x9F)
 
 

@@ -132,14 +132,6 @@ async def _cpin_state(link: ModemLink) -> str:
     return code
 
 
-def _iccid_text(line: str) -> str:
-    """`ICCID: 89…` (SIM7600) has a prefix the shared parser does not know: drop it."""
-    head, sep, rest = line.partition(":")
-    if sep and head.strip().upper() == "ICCID":
-        return rest.strip()
-    return line
-
-
 async def read_iccid(link: ModemLink, profile: ModelProfile) -> tuple[str, str, bool | None]:
     """(ICCID, the command that gave it, Luhn check): `+CRSM` first, vendor forms after."""
     doubtful: tuple[str, str, bool | None] | None = None
@@ -149,7 +141,7 @@ async def read_iccid(link: ModemLink, profile: ModelProfile) -> tuple[str, str, 
             continue
         for line in reply.lines:
             try:
-                iccid = parse_iccid(_iccid_text(line))
+                iccid = parse_iccid(line)
             except ReplyParseError:
                 continue
             if iccid.luhn_valid is False:

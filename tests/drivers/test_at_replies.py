@@ -431,3 +431,7 @@ def test_cnum_and_cpbr() -> None:
     )
     with pytest.raises(ReplyParseError):
         parse_cpbr("+CPBR: x")
+
+
+def test_iccid_in_the_sim7600_form() -> None:
+    assert parse_iccid("ICCID: 89490200001234567890").value == "89490200001234567890"
