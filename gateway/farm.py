@@ -108,6 +108,7 @@ class Farm:
         self._offer_tasks: dict[str, asyncio.Task[None]] = {}
         self._extra_ports: list[str] = []
         self._stopping = False
+        self._traced: set[str] = set()  # ports whose every byte is logged (event=at_trace)
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -167,6 +168,41 @@ class Farm:
     def statuses(self) -> list[ModemStatus]:
         return [self._statuses[path] for path in sorted(self._statuses)]
 
+    # --- AT trace ---------------------------------------------------------------------------
+
+    def set_trace(self, path: str, on: bool) -> bool:
+        """Log every byte in and out of a port at INFO (`event=at_trace`), or stop doing so.
+
+        Raises KeyError for a port the farm does not drive. Returns whether a driver runs on the
+        port right now (a driver started later on it is traced from its first byte too).
+        """
+        port = self._ports.get(path)
+        if port is None:
+            raise KeyError(path)
+        if on:
+            self._traced.add(path)
+        else:
+            self._traced.discard(path)
+        log.info("event=at_trace_switched port=%s on=%s", path, "yes" if on else "no")
+        self._apply_trace(port)
+        return port.driver is not None and port.task is not None and not port.task.done()
+
+    def _apply_trace(self, port: _Port) -> None:
+        """Hand the trace to a driver that can switch it at run time (`set_trace`)."""
+        set_trace = getattr(port.driver, "set_trace", None)
+        if set_trace is not None:
+            set_trace(self._trace_hook(port.path) if port.path in self._traced else None)
+
+    def _trace_hook(self, path: str) -> Callable[[str, bytes], None]:
+        """The hook a driver calls with ("in"|"out", bytes); logs only while the port is traced."""
+
+        def hook(direction: str, data: bytes) -> None:
+            if path in self._traced:
+                way = "in" if direction in ("in", "rx") else "out"
+                log.info("event=at_trace port=%s dir=%s data=%s", path, way, escape_bytes(data))
+
+        return hook
+
     # --- supervision ------------------------------------------------------------------------
 
     def driver_settings(self, modem: ModemConfig | None) -> DriverSettings:
@@ -196,9 +232,11 @@ class Farm:
         while not self._stopping:
             started = self._clock()
             try:
-                port.driver = self._driver_factory(
-                    port.path, PortEvents(self, port.path), self.driver_settings(port.modem)
+                settings = replace(
+                    self.driver_settings(port.modem), trace=self._trace_hook(port.path)
                 )
+                port.driver = self._driver_factory(port.path, PortEvents(self, port.path), settings)
+                self._apply_trace(port)
                 await port.driver.run()
                 reason = "ended"
             except asyncio.CancelledError:
@@ -283,3 +321,20 @@ class Farm:
             number=status.number, imsi=status.imsi, iccid=status.iccid, config=self.config
         )
         return names.country, names.operator
+
+
+def escape_bytes(data: bytes) -> str:
+    """Bytes as a double-quoted line: printable ASCII kept, the rest as \\r, \\n or \\xNN."""
+    out: list[str] = []
+    for byte in data:
+        char = chr(byte)
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif 0x20 <= byte < 0x7F:
+            out.append(char)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return '"' + "".join(out) + '"'
+
+
+_ESCAPES = {"\r": "\\r", "\n": "\\n", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
