@@ -689,7 +689,9 @@ def load_admin_config(
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
         loc = ("admin", *errors[0]["loc"])
-        raise ConfigError(shown, _key_path(loc), _message(errors[0], loc), len(errors) - 1) from None
+        raise ConfigError(
+            shown, _key_path(loc), _message(errors[0], loc), len(errors) - 1
+        ) from None
 
 
 def _plain_http_to_remote(url: str) -> bool:
