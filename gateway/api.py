@@ -8,11 +8,13 @@ and changes nothing; nothing a client sends can produce a 500.
 from __future__ import annotations
 
 import hmac
+import inspect
 import json
 import logging
+import time
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -47,13 +49,32 @@ def json_response(payload: dict[str, Any], status_code: int = 200) -> Response:
     return Response(encode_json(payload), status_code=status_code, media_type=JSON_TYPE)
 
 
+class ApiMetrics(Protocol):
+    """What the API reports to metrics (gateway.metrics.Metrics); optional."""
+
+    def request_done(self, action: str, seconds: float) -> None: ...
+
+    def get_number_done(self, outcome: str) -> None: ...
+
+
+#: A health check: a report with "status" ("ok" or not), plain or awaitable.
+HealthCheck = Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
+
+
 class MarketplaceApi:
     """Routes marketplace requests to the pool; holds the cached GET_SERVICES replies."""
 
-    def __init__(self, pool: Pool, key: str, health: Callable[[], dict[str, Any]] | None = None):
+    def __init__(
+        self,
+        pool: Pool,
+        key: str,
+        health: HealthCheck | None = None,
+        metrics: ApiMetrics | None = None,
+    ):
         self.pool = pool
         self._key = key.encode()
         self._health = health
+        self._metrics = metrics
         # The encoded GET_SERVICES body per form (rent-only or not) and the pool version it
         # shows. Bytes, not a Response: middleware (gzip) rewrites a Response's headers.
         self._services_cache: dict[bool, tuple[int, bytes]] = {}
@@ -71,10 +92,16 @@ class MarketplaceApi:
         ]
 
     async def endpoint(self, request: Request) -> Response:
+        metrics = self._metrics
+        started = time.perf_counter() if metrics is not None else 0.0
+        action: str | None = None
+        handled = False
         try:
             payload = await read_json(request)
             parsed = onlinesim.parse_request(payload, request.scope["path"])
+            action = parsed.action
             self._authenticate(request, parsed.key)
+            handled = True
             return await self._handlers[parsed.action](parsed)
         except ApiError as exc:
             return json_response(onlinesim.error_reply(exc.message), exc.http_status)
@@ -83,6 +110,11 @@ class MarketplaceApi:
         except StoreError as exc:
             log.error("event=store_failed error=%r", str(exc))
             return json_response(onlinesim.error_reply("storage unavailable, try again"), 503)
+        finally:
+            if metrics is not None and action is not None:
+                metrics.request_done(action, time.perf_counter() - started)
+                if not handled and action == onlinesim.GET_NUMBER:
+                    metrics.get_number_done("error")  # refused before the pool was asked
 
     def _authenticate(self, request: Request, body_key: str | None) -> None:
         presented: list[str] = []
@@ -111,10 +143,16 @@ class MarketplaceApi:
         return Response(cached[1], media_type=JSON_TYPE)
 
     async def _get_number(self, request: onlinesim.Request) -> Response:
+        outcome = "error"
         try:
             issued = await self.pool.get_number(request.number_request())
+            outcome = "success"
         except NoNumbers:
+            outcome = "no_numbers"
             return json_response(onlinesim.no_numbers_reply())
+        finally:
+            if self._metrics is not None:
+                self._metrics.get_number_done(outcome)
         return json_response(onlinesim.number_reply(issued.number, issued.activation_id))
 
     async def _finish_activation(self, request: onlinesim.Request) -> Response:
@@ -135,7 +173,10 @@ class MarketplaceApi:
     async def health(self, request: Request) -> Response:
         report: dict[str, Any] = {"status": "ok", "live_sims": len(self.pool.live_numbers())}
         if self._health is not None:
-            report.update(self._health())
+            extra = self._health()
+            if inspect.isawaitable(extra):
+                extra = await extra
+            report.update(extra)
         return json_response(report, 200 if report.get("status") == "ok" else 503)
 
 
