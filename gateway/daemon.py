@@ -8,10 +8,14 @@ import logging
 import signal
 from typing import TYPE_CHECKING, Any
 
+from starlette.routing import Route
+
 from gateway import sd_notify
+from gateway.admin import AdminApi, AdminServer, create_admin_app, health_report
 from gateway.api import MarketplaceApi, create_app
 from gateway.farm import DriverFactory, Farm, default_driver_factory
 from gateway.http_server import BackgroundServer
+from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import Pool, PoolRules
 from gateway.push import PushSettings, PushWorker
 from gateway.sms_intake import SmsIntake
@@ -46,6 +50,8 @@ class Daemon:
         self.push: PushWorker | None = None
         self.farm: Farm | None = None
         self._server: BackgroundServer | None = None
+        self._admin: AdminServer | None = None
+        self.metrics = Metrics(self)
         self._tasks: list[asyncio.Task[Any]] = []
         self._push_task: asyncio.Task[None] | None = None
 
@@ -54,6 +60,21 @@ class Daemon:
         """The port the API listens on (the real one when the configuration says 0)."""
         assert self._server is not None
         return self._server.port
+
+    @property
+    def admin_port(self) -> int | None:
+        """The port the admin endpoint listens on (None when it could not listen)."""
+        return self._admin.port if self._admin is not None else None
+
+    async def health(self) -> dict[str, Any]:
+        return await health_report(self)
+
+    def api_serving(self) -> bool:
+        task = self._server._task if self._server is not None else None
+        return task is not None and not task.done()
+
+    def farm_running(self) -> bool:
+        return any(t.get_name() == "farm" and not t.done() for t in self._tasks)
 
     async def start(self) -> None:
         config = self.config
@@ -72,9 +93,12 @@ class Daemon:
             ),
         )
         self.pool.on_push_queued(self.push.wake)
+        self.pool.on_sms_stored(self.metrics.sms_stored)
         self._push_task = asyncio.create_task(self.push.run(), name="push-worker")
-        api = MarketplaceApi(self.pool, market.key)
-        self._server = BackgroundServer(create_app(api), config.server.host, config.server.port)
+        api = MarketplaceApi(self.pool, market.key, health=self.health, metrics=self.metrics)
+        scrape = Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"])
+        app = create_app(api, extra_routes=[scrape])
+        self._server = BackgroundServer(app, config.server.host, config.server.port)
         await self._server.start()
         log.info("event=api_listening host=%s port=%d", config.server.host, self.port)
         intake = SmsIntake(
@@ -84,8 +108,33 @@ class Daemon:
         self.farm.add_ports(port for bank in config.simbanks for port in bank.channels.values())
         self._tasks.append(asyncio.create_task(intake.run(), name="multipart-flush"))
         self._tasks.append(asyncio.create_task(self.farm.run(), name="farm"))
+        await self._start_admin()
+
+    async def _start_admin(self) -> None:
+        """The operator's listener; when it cannot listen, the marketplace side runs on."""
+        admin = self.config.admin
+        server = AdminServer(
+            create_admin_app(AdminApi(self, self.metrics, self.health)), admin.host, admin.port
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            await server.stop()
+            log.error(
+                "event=admin_unavailable host=%s port=%d error=%r detail=%s",
+                admin.host,
+                admin.port,
+                str(exc),
+                '"the operator commands (simfarm modems ...) will not answer; free the port or '
+                'change [admin] port"',
+            )
+            return
+        self._admin = server
+        log.info("event=admin_listening host=%s port=%d", admin.host, server.port)
 
     async def stop(self) -> None:
+        if self._admin is not None:
+            await self._admin.stop()
         if self.farm is not None:
             await self.farm.stop()
         if self._server is not None:
