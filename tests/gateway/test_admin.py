@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from drivers.modem_settings import DriverSettings
 from drivers.pdu import decode_pdu, encode_deliver
 from gateway.config import ConfigError, config_from_dict, config_warnings
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace
+from gateway.fake_marketplace import FakeMarketplace, Policy, always_succeed
 from gateway.farm import PortEvents
 
 KEY = "admin-test-partner-key-7c1d"
@@ -102,10 +103,10 @@ class FakeDriver:
         self._status = replace(self._status, **changes)
         self.events.status_changed(self._status)
 
-    async def deliver(self, sender: str, text: str) -> None:
+    async def deliver(self, sender: str, text: str, timestamp: datetime | None = None) -> None:
         """An SMS read off the modem, part by part, as the real driver hands it over."""
         assert self._status.iccid is not None
-        for index, pdu in enumerate(encode_deliver(sender, text, ref=7)):
+        for index, pdu in enumerate(encode_deliver(sender, text, ref=7, timestamp=timestamp)):
             deliver = decode_pdu(pdu)
             await self.events.sms_received(
                 ReceivedPdu(
@@ -182,9 +183,10 @@ async def running_daemon(
     *,
     statuses: dict[int, dict[str, Any]] | None = None,
     driver_class: type[FakeDriver] = FakeDriver,
+    policy: Policy = always_succeed,
 ) -> AsyncIterator[Running]:
     """A daemon whose ports are driven by fake drivers; waits until the ready SIMs are live."""
-    market = FakeMarketplace()
+    market = FakeMarketplace(policy=policy)
     await market.start()
     ports = []
     for n in range(modems):
