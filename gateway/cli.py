@@ -1,22 +1,31 @@
 """The `simfarm` command line: run the daemon, check a configuration, run the demo, poke the
-simulator.
+simulator, and look after a running daemon through its admin endpoint (`modems`, `activations`,
+`sms`, `release`, `trace`).
 
-Exit codes: 0 success, 1 the action failed (e.g. the simulator refused a request), 2 bad usage or
-a configuration that cannot be used.
+The operator commands find the admin endpoint with `--admin http://HOST:PORT`, else
+`$SIMFARM_ADMIN`, else the `[admin]` table of `--config FILE` (or `$SIMFARM_CONFIG`), else
+http://127.0.0.1:8081. They print tables that fit 100 columns, or the endpoint's JSON with `--json`.
+
+Exit codes: 0 success, 1 the action failed (e.g. the simulator refused a request, the daemon is
+not running), 2 bad usage or a configuration that cannot be used.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from gateway.config import ConfigError, config_warnings, load_config
+from gateway.config import ConfigError, config_warnings, load_admin_config, load_config
 from gateway.logs import quote_value, setup_logging
 
 if TYPE_CHECKING:
@@ -28,6 +37,17 @@ CONFIG_ENVIRONMENT_VARIABLE = "SIMFARM_CONFIG"
 SIM_CONTROL_ENVIRONMENT_VARIABLE = "SIMFARM_SIM_CONTROL"
 #: Where `simfarm demo` serves its simulator's control socket unless told otherwise.
 DEFAULT_SIM_CONTROL = "var/simfarm-sim.sock"
+#: The environment variable naming the running daemon's admin endpoint.
+ADMIN_ENVIRONMENT_VARIABLE = "SIMFARM_ADMIN"
+#: The admin endpoint when nothing else names it (the [admin] table's defaults).
+DEFAULT_ADMIN = "http://127.0.0.1:8081"
+#: How long an operator command waits for the daemon's answer.
+ADMIN_TIMEOUT_SECONDS = 10.0
+#: Tables are cut to this many columns.
+TABLE_WIDTH = 100
+#: SMS listed by `simfarm sms` unless --last says otherwise, and the most it may ask for.
+DEFAULT_SMS_LAST = 20
+MAX_SMS_LAST = 1000
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -83,7 +103,50 @@ def build_parser() -> argparse.ArgumentParser:
         help="the simulator's control socket path or tcp://HOST:PORT "
         f"(default: ${SIM_CONTROL_ENVIRONMENT_VARIABLE}, else {DEFAULT_SIM_CONTROL})",
     )
+    _add_operator_commands(commands)
     return parser
+
+
+def _add_operator_commands(commands: Any) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--admin",
+        metavar="URL",
+        help=f"the running daemon's admin endpoint, like {DEFAULT_ADMIN} "
+        f"(default: ${ADMIN_ENVIRONMENT_VARIABLE}, else [admin] of --config, else {DEFAULT_ADMIN})",
+    )
+    common.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help=f"read the admin address from this file's [admin] table "
+        f"(default: ${CONFIG_ENVIRONMENT_VARIABLE})",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    commands.add_parser(
+        "modems", parents=[common], help="ports, SIMs, numbers, signal and state of every modem"
+    )
+    commands.add_parser("activations", parents=[common], help="open activations and their age")
+    sms = commands.add_parser("sms", parents=[common], help="the latest SMS, with their texts")
+    sms.add_argument(
+        "--last",
+        type=int,
+        default=DEFAULT_SMS_LAST,
+        metavar="N",
+        help=f"how many (1-{MAX_SMS_LAST}, default {DEFAULT_SMS_LAST})",
+    )
+    release = commands.add_parser(
+        "release",
+        parents=[common],
+        help="close an activation the marketplace forgot (no status, no history effect)",
+    )
+    release.add_argument("activation", type=int, metavar="ACTIVATION", help="the activation id")
+    release.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    trace = commands.add_parser(
+        "trace", parents=[common], help="log every byte of one modem port (event=at_trace)"
+    )
+    trace.add_argument("port", metavar="PORT", help="the modem's port, as `simfarm modems` shows")
+    trace.add_argument("state", choices=("on", "off"), metavar="on|off")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -102,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(args.config)
     if args.command == "sim" and args.sim_command == "send":
         return _sim_send(args.to, args.sender, args.text, args.control)
+    if args.command in OPERATOR_COMMANDS:
+        return _operator(args)
     _error("a command is needed" + ("" if args.command is None else " after `sim`: send"))
     parser.print_usage(sys.stderr)
     return EXIT_USAGE
@@ -182,3 +247,352 @@ def _sim_send(to: str, sender: str, text: str, control: str | None) -> int:
 
 def _error(message: str) -> None:
     print(f"simfarm: {message}", file=sys.stderr)
+
+
+# --- the operator commands: clients of the running daemon's admin endpoint --------------------
+
+
+class AdminUnreachable(Exception):
+    """Nothing answers at the admin address (the message says what to do)."""
+
+
+class AdminRefused(Exception):
+    """The daemon answered with an error."""
+
+
+def admin_address(
+    given: str | None, config: str | None, environ: dict[str, str] | None = None
+) -> str:
+    """Where the running daemon's admin endpoint is (see the module docstring for the order)."""
+    environ = dict(os.environ) if environ is None else environ
+    address = given or environ.get(ADMIN_ENVIRONMENT_VARIABLE)
+    if not address:
+        path = config or environ.get(CONFIG_ENVIRONMENT_VARIABLE)
+        if path:
+            admin = load_admin_config(path, environ)  # ConfigError for an unusable file
+            address = f"http://{_connectable(admin.host)}:{admin.port}"
+        else:
+            address = DEFAULT_ADMIN
+    if "://" not in address:
+        address = f"http://{address}"
+    return address.rstrip("/")
+
+
+def _connectable(host: str) -> str:
+    """A listen address as one to connect to: any-address means this machine."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host in ("::", "[::]"):
+        return "[::1]"
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]"
+    return host
+
+
+class AdminClient:
+    """The daemon's admin endpoint over HTTP (loopback, no proxies)."""
+
+    def __init__(self, address: str, timeout: float = ADMIN_TIMEOUT_SECONDS) -> None:
+        self.address = address
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            with httpx.Client(
+                base_url=self.address, timeout=self.timeout, trust_env=False
+            ) as client:
+                reply = client.request(method, path, **kwargs)
+        except httpx.ConnectError:
+            raise AdminUnreachable(
+                f"simfarm is not running: nothing answers on {self.address} "
+                "(start it with `systemctl start simfarm`)"
+            ) from None
+        except httpx.TimeoutException:
+            raise AdminUnreachable(
+                f"simfarm does not answer on {self.address} within {self.timeout:g} s "
+                "(is it stuck? see `journalctl -u simfarm`)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise AdminUnreachable(f"cannot talk to simfarm on {self.address}: {exc}") from None
+        try:
+            payload = reply.json()
+        except ValueError:
+            payload = None
+        if reply.status_code >= 400:
+            if isinstance(payload, dict) and "error" in payload:
+                message = str(payload["error"])
+            else:
+                message = f"HTTP {reply.status_code} from {self.address}{path}"
+            raise AdminRefused(message)
+        if payload is None:
+            raise AdminRefused(f"{self.address}{path} did not answer JSON: is this simfarm?")
+        return payload
+
+
+OPERATOR_COMMANDS = ("modems", "activations", "sms", "release", "trace")
+
+
+def _operator(args: argparse.Namespace) -> int:
+    try:
+        address = admin_address(args.admin, args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_USAGE
+    scheme = urlsplit(address).scheme
+    if scheme not in ("http", "https"):
+        _error(f"--admin must be an http:// URL (got {address})")
+        return EXIT_USAGE
+    client = AdminClient(address)
+    command: Callable[[AdminClient, argparse.Namespace], int] = {
+        "modems": _modems,
+        "activations": _activations,
+        "sms": _sms,
+        "release": _release,
+        "trace": _trace,
+    }[args.command]
+    try:
+        return command(client, args)
+    except AdminUnreachable as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAILED
+    except AdminRefused as exc:
+        _error(str(exc))
+        return EXIT_FAILED
+
+
+def _print_json(payload: Any) -> None:
+    print(json.dumps(payload, ensure_ascii=False, indent=2))
+
+
+def _modems(client: AdminClient, args: argparse.Namespace) -> int:
+    payload = client.request("GET", "/modems")
+    if args.json:
+        _print_json(payload)
+        return EXIT_OK
+    rows = payload["modems"]
+    if not rows:
+        print("no modems: no configured port exists (see [[modems]] and `ls /dev/simfarm`)")
+        return EXIT_OK
+    print(
+        render_table(
+            [
+                Column("PORT", lambda r: r["port"]),
+                Column("MODEL", lambda r: r["model"]),
+                Column("ICCID", lambda r: r["iccid"], keep=True),
+                Column("NUMBER", lambda r: r["number"], keep=True),
+                Column("COUNTRY", lambda r: r["country"]),
+                Column("OPERATOR", lambda r: r["operator"]),
+                Column("REG", lambda r: r["registration"]),
+                Column("SIG", lambda r: r["signal"]),
+                Column("STORAGE", lambda r: _storage(r["storage"])),
+                Column("STATE", lambda r: r["state"], keep=True),
+                Column("LAST SMS", lambda r: _ago(r["last_sms_age_seconds"])),
+                Column("DETAIL", lambda r: r["detail"]),
+            ],
+            rows,
+        )
+    )
+    return EXIT_OK
+
+
+def _activations(client: AdminClient, args: argparse.Namespace) -> int:
+    payload = client.request("GET", "/activations")
+    if args.json:
+        _print_json(payload)
+        return EXIT_OK
+    rows = payload["activations"]
+    if not rows:
+        print("no open activations")
+        return EXIT_OK
+    print(
+        render_table(
+            [
+                Column("ID", lambda r: r["activation_id"], keep=True),
+                Column("NUMBER", lambda r: r["number"], keep=True),
+                Column("SERVICE", lambda r: r["service"]),
+                Column("KIND", lambda r: r["kind"]),
+                Column("COUNTRY", lambda r: r["country"]),
+                Column("OPERATOR", lambda r: r["operator"]),
+                Column("SUM", lambda r: r["sum"]),
+                Column("AGE", lambda r: _duration(r["age_seconds"]), keep=True),
+            ],
+            rows,
+        )
+    )
+    return EXIT_OK
+
+
+def _sms(client: AdminClient, args: argparse.Namespace) -> int:
+    if not 1 <= args.last <= MAX_SMS_LAST:
+        _error(f"--last must be from 1 to {MAX_SMS_LAST} (got {args.last})")
+        return EXIT_USAGE
+    payload = client.request("GET", "/sms", params={"last": args.last})
+    if args.json:
+        _print_json(payload)
+        return EXIT_OK
+    rows = payload["sms"]
+    if not rows:
+        print("no SMS received yet")
+        return EXIT_OK
+    print(
+        render_table(
+            [
+                Column("ID", lambda r: r["id"], keep=True),
+                Column("RECEIVED (UTC)", lambda r: _utc(r["received_at"]), keep=True),
+                Column("NUMBER", lambda r: r["number"]),
+                Column("SENDER", lambda r: r["sender"]),
+                Column("ACTIVATION", lambda r: r["activation_id"]),
+                Column("PUSH", lambda r: r["push_state"]),
+                Column("TEXT", lambda r: r["text"]),
+            ],
+            rows,
+        )
+    )
+    return EXIT_OK
+
+
+def _release(client: AdminClient, args: argparse.Namespace) -> int:
+    activation_id = args.activation
+    if not args.yes:
+        if not sys.stdin.isatty():
+            _error(
+                f"not releasing activation {activation_id} without confirmation: stdin is not "
+                "a terminal (pass --yes)"
+            )
+            return EXIT_USAGE
+        open_ones = client.request("GET", "/activations")["activations"]
+        known = next((a for a in open_ones if a["activation_id"] == activation_id), None)
+        what = (
+            f"activation {activation_id} (number {known['number']}, {known['service']}, "
+            f"open for {_duration(known['age_seconds'])})"
+            if known
+            else f"activation {activation_id} (not among the open ones)"
+        )
+        print(
+            f"Release {what}? It is closed with no status and its number is free to be "
+            "issued again."
+        )
+        try:
+            answer = input("Release it? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not released")
+            return EXIT_FAILED
+    payload = client.request("POST", "/release", json={"activationId": activation_id})
+    if args.json:
+        _print_json(payload)
+        return EXIT_OK
+    released = payload["released"]
+    print(
+        f"released activation {released['activation_id']} "
+        f"(number {released['number']}, {released['service']})"
+    )
+    return EXIT_OK
+
+
+def _trace(client: AdminClient, args: argparse.Namespace) -> int:
+    on = args.state == "on"
+    payload = client.request("POST", "/trace", json={"port": args.port, "on": on})
+    if args.json:
+        _print_json(payload)
+        return EXIT_OK
+    if on:
+        print(
+            f"AT trace on for {args.port}: every byte in and out is logged as event=at_trace "
+            f"(see `journalctl -u simfarm`); stop it with `simfarm trace {args.port} off`"
+        )
+        if not payload.get("driver_running"):
+            print("no driver runs on that port right now; the trace starts with the next one")
+    else:
+        print(f"AT trace off for {args.port}")
+    return EXIT_OK
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: its header, how a row gives its cell, and whether to spare it from cuts."""
+
+    header: str
+    cell: Callable[[dict[str, Any]], Any]
+    keep: bool = False
+
+
+#: Narrowest a column is cut to.
+MIN_COLUMN_WIDTH = 3
+COLUMN_GAP = "  "
+
+
+def render_table(
+    columns: list[Column], rows: list[dict[str, Any]], width: int = TABLE_WIDTH
+) -> str:
+    """Rows under headers, cut to `width` columns: the widest cells lose first, with "…"."""
+    cells = [[_cell_text(column.cell(row)) for column in columns] for row in rows]
+    widths = [
+        max([len(column.header), *(len(line[i]) for line in cells)])
+        for i, column in enumerate(columns)
+    ]
+    excess = sum(widths) + len(COLUMN_GAP) * (len(columns) - 1) - width
+    for spare_kept in (False, True):  # cut the ordinary columns first, the kept ones last
+        while excess > 0:
+            cuttable = [
+                i
+                for i, column in enumerate(columns)
+                if (spare_kept or not column.keep) and widths[i] > MIN_COLUMN_WIDTH
+            ]
+            if not cuttable:
+                break
+            widest = max(cuttable, key=lambda i: widths[i])
+            widths[widest] -= 1
+            excess -= 1
+    lines = [[column.header for column in columns], *cells]
+    return "\n".join(
+        COLUMN_GAP.join(_fit(text, widths[i]) for i, text in enumerate(line)).rstrip()
+        for line in lines
+    )
+
+
+def _cell_text(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return " ".join(str(value).split())  # one line, whatever the text held
+
+
+def _fit(text: str, width: int) -> str:
+    if len(text) > width:
+        text = text[: width - 1] + "…"
+    return text.ljust(width)
+
+
+def _storage(storage: dict[str, dict[str, int]]) -> str:
+    return " ".join(f"{memory} {use['used']}/{use['total']}" for memory, use in storage.items())
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h"
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{_duration(seconds)} ago"
+
+
+def _utc(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stamp))
