@@ -117,6 +117,64 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX sms_parts_waiting ON sms_parts(group_key) WHERE consumed_sms_id IS NULL;
     """,
+    # 3: SIM banks (spec simbank.md §6.1): every SIM ever seen in a slot, keyed by ICCID; what
+    # each slot and channel holds; and every rotation, persisted before its switch is sent.
+    """
+    CREATE TABLE simbank_sims (
+        iccid          TEXT PRIMARY KEY,
+        board          TEXT NOT NULL,
+        channel        TEXT NOT NULL,
+        slot           INTEGER NOT NULL,
+        number         TEXT,
+        number_source  TEXT,
+        state          TEXT NOT NULL CHECK (state IN ('new', 'ready', 'conflict')),
+        first_seen     REAL NOT NULL,
+        last_live      REAL
+    );
+    CREATE INDEX simbank_sims_by_number ON simbank_sims(number);
+
+    CREATE TABLE simbank_slots (
+        board          TEXT NOT NULL,
+        channel        TEXT NOT NULL,
+        slot           INTEGER NOT NULL,
+        state          TEXT NOT NULL CHECK (state IN ('sim', 'empty')),
+        iccid          TEXT,
+        updated_at     REAL NOT NULL,
+        PRIMARY KEY (board, channel, slot)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE simbank_channels (
+        board          TEXT NOT NULL,
+        channel        TEXT NOT NULL,
+        active_slot    INTEGER,
+        iccid          TEXT,
+        quarantined    INTEGER NOT NULL DEFAULT 0,
+        failures       INTEGER NOT NULL DEFAULT 0,
+        detail         TEXT,
+        updated_at     REAL NOT NULL,
+        PRIMARY KEY (board, channel)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE simbank_rotations (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        board          TEXT NOT NULL,
+        channel        TEXT NOT NULL,
+        from_slot      INTEGER,
+        old_iccid      TEXT,
+        to_slot        INTEGER NOT NULL,
+        expected_iccid TEXT,
+        step           TEXT NOT NULL,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        result         TEXT,
+        detail         TEXT,
+        started_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        finished_at    REAL
+    );
+    CREATE INDEX simbank_rotations_open ON simbank_rotations(board, channel)
+        WHERE finished_at IS NULL;
+    CREATE INDEX simbank_rotations_by_start ON simbank_rotations(started_at);
+    """,
 )
 
 
@@ -237,6 +295,63 @@ class StoredState:
     sims: dict[str, SimRecord]
     open_activations: list[ActivationRecord]
     next_activation_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class BankSimRecord:
+    """A SIM seen in a SIM bank: where it sits, its number and how it was learned."""
+
+    iccid: str
+    board: str
+    channel: str
+    slot: int
+    number: str | None
+    number_source: str | None
+    state: str  # new (number not known yet) | ready | conflict (number on another ICCID too)
+    first_seen: float
+    last_live: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BankChannelRecord:
+    """What a bank channel holds as far as the daemon knows."""
+
+    board: str
+    channel: str
+    active_slot: int | None
+    iccid: str | None
+    quarantined: bool = False
+    failures: int = 0
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RotationRecord:
+    """One rotation of one channel; written before its switch command is sent."""
+
+    id: int
+    board: str
+    channel: str
+    from_slot: int | None
+    old_iccid: str | None
+    to_slot: int
+    expected_iccid: str | None
+    step: str
+    attempts: int
+    started_at: float
+    result: str | None = None
+    detail: str | None = None
+    finished_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BankState:
+    """A board's persisted inventory, read at start-up."""
+
+    sims: list[BankSimRecord]
+    empty_slots: list[tuple[str, int]]
+    channels: list[BankChannelRecord]
+    open_rotations: list[RotationRecord]
 
 
 # --- the writer thread ----------------------------------------------------------------------
@@ -786,6 +901,174 @@ class Store:
             return row[0], row[1]
 
         return await self.run(summary)
+
+    # --- SIM banks --------------------------------------------------------------------------
+
+    async def load_bank(self, board: str) -> BankState:
+        def load(conn: sqlite3.Connection) -> BankState:
+            sims = [
+                BankSimRecord(*row)
+                for row in conn.execute(
+                    "SELECT iccid, board, channel, slot, number, number_source, state,"
+                    " first_seen, last_live FROM simbank_sims WHERE board = ?",
+                    (board,),
+                )
+            ]
+            empty = [
+                (row[0], row[1])
+                for row in conn.execute(
+                    "SELECT channel, slot FROM simbank_slots WHERE board = ? AND state = 'empty'",
+                    (board,),
+                )
+            ]
+            channels = [
+                BankChannelRecord(r[0], r[1], r[2], r[3], bool(r[4]), r[5], r[6])
+                for r in conn.execute(
+                    "SELECT board, channel, active_slot, iccid, quarantined, failures, detail"
+                    " FROM simbank_channels WHERE board = ?",
+                    (board,),
+                )
+            ]
+            rotations = [
+                RotationRecord(*row)
+                for row in conn.execute(
+                    "SELECT id, board, channel, from_slot, old_iccid, to_slot, expected_iccid,"
+                    " step, attempts, started_at, result, detail, finished_at"
+                    " FROM simbank_rotations WHERE board = ? AND finished_at IS NULL ORDER BY id",
+                    (board,),
+                )
+            ]
+            return BankState(sims, empty, channels, rotations)
+
+        return await self.run(load)
+
+    async def save_bank_sim(self, sim: BankSimRecord) -> None:
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO simbank_sims (iccid, board, channel, slot, number, number_source,"
+                " state, first_seen, last_live) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(iccid) DO UPDATE SET board = excluded.board,"
+                " channel = excluded.channel, slot = excluded.slot, number = excluded.number,"
+                " number_source = excluded.number_source, state = excluded.state,"
+                " last_live = excluded.last_live",
+                (
+                    sim.iccid,
+                    sim.board,
+                    sim.channel,
+                    sim.slot,
+                    sim.number,
+                    sim.number_source,
+                    sim.state,
+                    sim.first_seen,
+                    sim.last_live,
+                ),
+            )
+            conn.execute(
+                "INSERT OR REPLACE INTO simbank_slots (board, channel, slot, state, iccid,"
+                " updated_at) VALUES (?, ?, ?, 'sim', ?, ?)",
+                (sim.board, sim.channel, sim.slot, sim.iccid, sim.last_live or sim.first_seen),
+            )
+
+        await self.run(save)
+
+    async def save_bank_slot_empty(self, board: str, channel: str, slot: int, at: float) -> None:
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO simbank_slots (board, channel, slot, state, iccid,"
+                " updated_at) VALUES (?, ?, ?, 'empty', NULL, ?)",
+                (board, channel, slot, at),
+            )
+
+        await self.run(save)
+
+    async def save_bank_channel(self, channel: BankChannelRecord, at: float) -> None:
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO simbank_channels (board, channel, active_slot, iccid,"
+                " quarantined, failures, detail, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    channel.board,
+                    channel.channel,
+                    channel.active_slot,
+                    channel.iccid,
+                    int(channel.quarantined),
+                    channel.failures,
+                    channel.detail,
+                    at,
+                ),
+            )
+
+        await self.run(save)
+
+    async def open_rotation(
+        self,
+        *,
+        board: str,
+        channel: str,
+        from_slot: int | None,
+        old_iccid: str | None,
+        to_slot: int,
+        expected_iccid: str | None,
+        at: float,
+    ) -> RotationRecord:
+        """Persist a rotation before its switch command is sent."""
+
+        def insert(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "INSERT INTO simbank_rotations (board, channel, from_slot, old_iccid, to_slot,"
+                " expected_iccid, step, started_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'planned', ?, ?)",
+                (board, channel, from_slot, old_iccid, to_slot, expected_iccid, at, at),
+            )
+            assert cursor.lastrowid is not None
+            return cursor.lastrowid
+
+        rotation_id = await self.run(insert)
+        return RotationRecord(
+            rotation_id,
+            board,
+            channel,
+            from_slot,
+            old_iccid,
+            to_slot,
+            expected_iccid,
+            "planned",
+            0,
+            at,
+        )
+
+    async def save_rotation(self, rotation: RotationRecord, at: float) -> None:
+        """Record a rotation's progress (step, attempts) or its end (result, finished_at)."""
+
+        def save(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE simbank_rotations SET step = ?, attempts = ?, result = ?, detail = ?,"
+                " finished_at = ?, updated_at = ? WHERE id = ?",
+                (
+                    rotation.step,
+                    rotation.attempts,
+                    rotation.result,
+                    rotation.detail,
+                    rotation.finished_at,
+                    at,
+                    rotation.id,
+                ),
+            )
+
+        await self.run(save)
+
+    async def rotation_results(self, board: str, since: float) -> dict[str, int]:
+        """Finished rotations of a board since `since`, counted by result."""
+
+        def count(conn: sqlite3.Connection) -> dict[str, int]:
+            rows = conn.execute(
+                "SELECT result, count(*) FROM simbank_rotations WHERE board = ?"
+                " AND finished_at IS NOT NULL AND started_at >= ? GROUP BY result",
+                (board, since),
+            )
+            return {result: n for result, n in rows}
+
+        return await self.run(count)
 
     async def ping(self) -> bool:
         """A round trip through the writer thread: take the write lock, write and read back."""
