@@ -13,15 +13,19 @@ roaming), its number is known, and a storage sweep succeeded since the last (re)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
+from collections import deque
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from drivers.at_engine import AtEngine
 from drivers.at_errors import AtError, AtTimeout, PortGone
 from drivers.at_lines import Urc
 from drivers.events import DriverEvents, ModemState, ModemStatus
+from drivers.modem_held import HeldModem
 from drivers.modem_init import (
     ModemIdentity,
     SmsSetup,
@@ -114,6 +118,8 @@ class ModemDriver:
         self._due: dict[str, float] = {}
         self._status = ModemStatus(port_path, ModemState.STARTING)
         self._published_key: ModemStatus | None = None
+        # Requests from whoever runs the driver (a SIM bank's rotation), served by the worker.
+        self._requests: deque[tuple[str, asyncio.Future[object]]] = deque()
 
     # -- what the farm sees ----------------------------------------------------------------------
 
@@ -141,6 +147,76 @@ class ModemDriver:
             self._gone(f"the port went away: {error}")
         finally:
             await engine.close()
+
+    async def sweep_now(self, timeout: float) -> bool:
+        """Read, persist and delete everything in every swept memory now (SM and ME).
+
+        Returns once a sweep that started after the call is done: True, or False when the SIM
+        is not ready (nothing to sweep). TimeoutError when the worker does not get to it.
+        """
+        result = await self._request("sweep", timeout)
+        return bool(result)
+
+    @contextlib.asynccontextmanager
+    async def held(self, timeout: float) -> AsyncIterator[HeldModem]:
+        """Park the worker and hand over the port (for a SIM switch); on exit the modem is
+        re-initialised as after a reboot: SIM, identity, storage setup, a sweep, registration.
+
+        TimeoutError when the worker does not get to it (the modem is recovering, say).
+        """
+        handed = await self._request("hold", timeout)
+        assert isinstance(handed, tuple)
+        held, release = handed
+        try:
+            yield held
+        finally:
+            release.set()
+
+    async def _request(self, kind: str, timeout: float) -> object:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._requests.append((kind, future))
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(future)
+        except BaseException:
+            if not future.done():
+                future.cancel()
+            elif kind == "hold" and not future.cancelled() and future.exception() is None:
+                handed = future.result()
+                assert isinstance(handed, tuple)
+                handed[1].set()  # handed over just as the caller gave up: give it back
+            raise
+
+    async def _serve_requests(self) -> None:
+        """The worker's side of `sweep_now` and `held`."""
+        while self._requests:
+            kind, future = self._requests.popleft()
+            if future.done():
+                continue
+            if kind == "sweep":
+                try:
+                    if self._sim_ready:
+                        await self._receive()
+                        await self._sweep()
+                except BaseException as error:
+                    if not future.done():
+                        future.set_exception(error)
+                    raise
+                future.set_result(self._sim_ready)
+                continue
+            profile = self._identity.profile if self._identity else GENERIC
+            release = asyncio.Event()
+            held = HeldModem(self._require_link(), profile, self._wait_for_restart)
+            self._override = ModemState.STARTING
+            self._detail = "held for a SIM switch"
+            self._swept = False
+            self._publish()
+            future.set_result((held, release))
+            log.info("event=modem_held port=%s", self.port)
+            await release.wait()
+            log.info("event=modem_released port=%s", self.port)
+            raise _ModemRestarted
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -316,6 +392,7 @@ class ModemDriver:
             _raise_if_cancelling()
             self._check_restart(loop.time())
             try:
+                await self._serve_requests()
                 await self._receive()
                 if self._sim_ready and (self._due_now("sweep") or self._receiver.sweep_wanted):
                     await self._sweep()
@@ -352,6 +429,8 @@ class ModemDriver:
         link = self._require_link()
         if self._port_lost:
             raise PortGone("serial port lost", port=self.port)
+        if self._requests:
+            return
         if self._sim_ready and (self._receiver.hints or self._receiver.sweep_wanted):
             return
         deadlines = [link.last_answer_at + self.settings.keepalive_seconds]
