@@ -109,6 +109,8 @@ class Farm:
         self._extra_ports: list[str] = []
         self._stopping = False
         self._traced: set[str] = set()  # ports whose every byte is logged (event=at_trace)
+        self._held: set[str] = set()  # ports whose SIM is kept out of the pool (SIM banks)
+        self._status_listeners: list[Callable[[str, ModemStatus], None]] = []
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -167,6 +169,48 @@ class Farm:
 
     def statuses(self) -> list[ModemStatus]:
         return [self._statuses[path] for path in sorted(self._statuses)]
+
+    # --- holds (SIM-bank rotation) ---------------------------------------------------------
+
+    def hold(self, path: str) -> None:
+        """Withdraw the SIM on `path` from the pool at once; offer nothing from it until unhold."""
+        self._held.add(path)
+        self._offers.pop(path, None)
+        port = self._ports.get(path)
+        if port is not None and port.offered_iccid is not None:
+            self.pool.sim_offline(port.offered_iccid)
+            port.offered_iccid = None
+        log.info("event=port_held port=%s", path)
+
+    def unhold(self, path: str) -> None:
+        """Let the port's SIM be offered again (at once, when its driver reports it sellable)."""
+        if path not in self._held:
+            return
+        self._held.discard(path)
+        log.info("event=port_unheld port=%s", path)
+        status = self._statuses.get(path)
+        if status is not None:
+            self._status_changed(path, status)
+
+    def is_held(self, path: str) -> bool:
+        return path in self._held
+
+    def is_offered(self, path: str) -> bool:
+        """Whether the port's SIM is in the pool now."""
+        port = self._ports.get(path)
+        return port is not None and port.offered_iccid is not None
+
+    def driver_for(self, path: str) -> Driver | None:
+        """The driver running on `path` now (None between restarts)."""
+        port = self._ports.get(path)
+        return port.driver if port is not None else None
+
+    def status_of(self, path: str) -> ModemStatus | None:
+        return self._statuses.get(path)
+
+    def on_status(self, listener: Callable[[str, ModemStatus], None]) -> None:
+        """Call `listener(port, status)` on every status a driver reports."""
+        self._status_listeners.append(listener)
 
     # --- AT trace ---------------------------------------------------------------------------
 
@@ -272,12 +316,17 @@ class Farm:
     def _status_changed(self, path: str, status: ModemStatus) -> None:
         port = self._ports.get(path)
         self._statuses[path] = status
+        for listener in self._status_listeners:
+            try:
+                listener(path, status)
+            except Exception:
+                log.exception("event=status_listener_failed port=%s", path)
         offered = port.offered_iccid if port else None
         if offered is not None and (not status.sellable or status.iccid != offered):
             self.pool.sim_offline(offered)
             port.offered_iccid = None
             self._offers.pop(path, None)
-        if not status.sellable or port is None:
+        if not status.sellable or port is None or path in self._held:
             return
         if offered == status.iccid:
             self.pool.sim_signal(status.iccid, status.signal_rssi)
@@ -304,7 +353,12 @@ class Farm:
                 )
                 if await self.pool.sim_online(sim):
                     current = self._statuses.get(port.path)
-                    if current is not None and current.sellable and current.iccid == sim.iccid:
+                    if (
+                        current is not None
+                        and current.sellable
+                        and current.iccid == sim.iccid
+                        and port.path not in self._held
+                    ):
                         port.offered_iccid = sim.iccid
                     else:
                         self.pool.sim_offline(sim.iccid)  # it stopped being sellable meanwhile
