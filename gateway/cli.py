@@ -378,22 +378,24 @@ def _modems(client: AdminClient, args: argparse.Namespace) -> int:
     print(
         render_table(
             [
-                Column("PORT", lambda r: r["port"]),
-                Column("MODEL", lambda r: r["model"]),
+                Column("PORT", lambda r: r["port"], cut_left=True),
                 Column("ICCID", lambda r: r["iccid"], keep=True),
                 Column("NUMBER", lambda r: r["number"], keep=True),
-                Column("COUNTRY", lambda r: r["country"]),
-                Column("OPERATOR", lambda r: r["operator"]),
-                Column("REG", lambda r: r["registration"]),
+                Column("NETWORK", _network),
                 Column("SIG", lambda r: r["signal"]),
-                Column("STORAGE", lambda r: _storage(r["storage"])),
+                Column("MEM", lambda r: _storage(r["storage"])),
                 Column("STATE", lambda r: r["state"], keep=True),
                 Column("LAST SMS", lambda r: _ago(r["last_sms_age_seconds"])),
-                Column("DETAIL", lambda r: r["detail"]),
             ],
             rows,
         )
     )
+    # Why a modem is not ready, one line each under the table (the model is in --json).
+    details = [row for row in rows if row["detail"]]
+    if details:
+        print()
+        for row in details:
+            print(_fit(f"{row['port']}: {_cell_text(row['detail'])}", TABLE_WIDTH).rstrip())
     return EXIT_OK
 
 
@@ -521,6 +523,7 @@ class Column:
     header: str
     cell: Callable[[dict[str, Any]], Any]
     keep: bool = False
+    cut_left: bool = False  # keep the end of long cells (port paths differ at their end)
 
 
 #: Narrowest a column is cut to.
@@ -531,19 +534,32 @@ COLUMN_GAP = "  "
 def render_table(
     columns: list[Column], rows: list[dict[str, Any]], width: int = TABLE_WIDTH
 ) -> str:
-    """Rows under headers, cut to `width` columns: the widest cells lose first, with "…"."""
+    """Rows under headers, cut to `width` columns: the widest cells lose first, with "…".
+
+    Ordinary columns are cut down to their header first, then kept ones down to theirs; only a
+    table that still does not fit has its headers cut too.
+    """
     cells = [[_cell_text(column.cell(row)) for column in columns] for row in rows]
     widths = [
         max([len(column.header), *(len(line[i]) for line in cells)])
         for i, column in enumerate(columns)
     ]
     excess = sum(widths) + len(COLUMN_GAP) * (len(columns) - 1) - width
-    for spare_kept in (False, True):  # cut the ordinary columns first, the kept ones last
+
+    def to_header(column: Column) -> int:
+        return max(len(column.header), MIN_COLUMN_WIDTH)
+
+    passes: list[tuple[bool, Callable[[Column], int]]] = [
+        (False, to_header),
+        (True, to_header),
+        (True, lambda column: MIN_COLUMN_WIDTH),
+    ]
+    for cut_kept, narrowest in passes:
         while excess > 0:
             cuttable = [
                 i
                 for i, column in enumerate(columns)
-                if (spare_kept or not column.keep) and widths[i] > MIN_COLUMN_WIDTH
+                if (cut_kept or not column.keep) and widths[i] > narrowest(column)
             ]
             if not cuttable:
                 break
@@ -552,8 +568,10 @@ def render_table(
             excess -= 1
     lines = [[column.header for column in columns], *cells]
     return "\n".join(
-        COLUMN_GAP.join(_fit(text, widths[i]) for i, text in enumerate(line)).rstrip()
-        for line in lines
+        COLUMN_GAP.join(
+            _fit(text, widths[i], left=columns[i].cut_left and n > 0) for i, text in enumerate(line)
+        ).rstrip()
+        for n, line in enumerate(lines)
     )
 
 
@@ -565,10 +583,15 @@ def _cell_text(value: Any) -> str:
     return " ".join(str(value).split())  # one line, whatever the text held
 
 
-def _fit(text: str, width: int) -> str:
+def _fit(text: str, width: int, *, left: bool = False) -> str:
     if len(text) > width:
-        text = text[: width - 1] + "…"
+        text = "…" + text[len(text) - width + 1 :] if left else text[: width - 1] + "…"
     return text.ljust(width)
+
+
+def _network(row: dict[str, Any]) -> str | None:
+    names = [name for name in (row["country"], row["operator"]) if name]
+    return "/".join(names) or None
 
 
 def _storage(storage: dict[str, dict[str, int]]) -> str:
