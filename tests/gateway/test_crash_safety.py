@@ -121,14 +121,18 @@ async def processes() -> AsyncIterator[list[Process]]:
 
 
 async def wait_for_health(url: str, proc: asyncio.subprocess.Process) -> None:
-    """Poll the external process's /health until it answers 200 (bounded by a deadline)."""
+    """Poll the external process's /health until it answers (bounded by a deadline).
+
+    503 counts too: it is how /health says "serving, but no SIM is live", and this daemon has
+    no modems.
+    """
     async with httpx.AsyncClient(base_url=url, timeout=REQUEST_SECONDS) as client:
         async with asyncio.timeout(START_SECONDS):
             while True:
                 assert proc.returncode is None, f"the daemon exited with {proc.returncode}"
                 with contextlib.suppress(httpx.TransportError):
                     reply = await client.get("/health")
-                    if reply.status_code == 200:
+                    if reply.status_code in (200, 503) and "status" in reply.json():
                         return
                 await asyncio.sleep(0.1)
 
