@@ -268,6 +268,14 @@ class SimbankConfig(BaseModel):
     max_in_transition: float = Field(0.25, gt=0, le=1)
     min_command_interval_seconds: float = Field(1.0, ge=0)
     channels: dict[ChannelKey, NonEmptyStr] = Field(min_length=1)
+    # The steps of a rotation (spec simbank.md §6.2); defaults suit real boards and modules.
+    drain_seconds: float = Field(130.0, ge=0)  # out of GET_SERVICES this long before switching
+    settle_seconds: float = Field(5.0, ge=0)  # after the switch command, before the reset
+    reset: Literal["full", "radio"] = "full"  # AT+CFUN=1,1, or AT+CFUN=0 then AT+CFUN=1
+    sim_ready_seconds: PositiveSeconds = 90.0  # from the reset to a readable ICCID
+    registration_seconds: PositiveSeconds = 300.0  # from the reset to a sellable SIM
+    reply_timeout_seconds: PositiveSeconds = 2.0  # board silence after this counts as "sent"
+    quarantine_minutes: PositiveSeconds = 60.0  # a channel whose switch never applies rests
 
 
 class SimConfig(BaseModel):

@@ -145,12 +145,14 @@ class SimulatedSwitchBoard:
         modules: dict[str, BankModule],
         *,
         faults: BankFaults,
-        rng: random.Random,
+        seed: int,
     ) -> None:
         self.slots = slots
         self.modules = modules
         self.faults = faults
-        self.rng = rng
+        # One random stream per channel: a channel's outcomes do not depend on how the
+        # commands of different channels interleave.
+        self.rngs = {channel: random.Random(f"{seed}-{channel}") for channel in slots}
         self.active: dict[str, int] = {channel: 1 for channel in slots}
         self.log: list[tuple[float, str]] = []  # (loop time, command line) as received
         self.powered = True
@@ -243,7 +245,7 @@ class SimulatedSwitchBoard:
         self._reply("ERROR")  # unpadded forms (`AT+SWIT=3,5`, `AT+SWIT3-0005`) included
 
     def _switch(self, channel: str, slot: int) -> None:
-        faults, rng = self.faults, self.rng
+        faults, rng = self.faults, self.rngs[channel]
         if rng.random() < faults.error_rate:
             self._reply("ERROR")
             return
@@ -282,7 +284,6 @@ class SimulatedSimBank:
         number_prefix: str = "4915230",
         serial_base: int = 7000,
     ) -> None:
-        self.rng = random.Random(seed)
         self.faults = faults or BankFaults()
         holes = set(empty)
         self.cards: dict[str, list[SimCard | None]] = {}
@@ -304,11 +305,9 @@ class SimulatedSimBank:
             )
             module = BankModule(module_profile, cards[0], name=f"bank-{channel}")
             module.faults = self.faults
-            module.rng = self.rng
+            module.rng = random.Random(f"{seed}-module-{channel}")
             self.modules[channel] = module
-        self.board = SimulatedSwitchBoard(
-            self.cards, self.modules, faults=self.faults, rng=self.rng
-        )
+        self.board = SimulatedSwitchBoard(self.cards, self.modules, faults=self.faults, seed=seed)
 
     async def start(self) -> None:
         for module in self.modules.values():
