@@ -49,6 +49,7 @@ class Daemon:
         self.pool: Pool | None = None
         self.push: PushWorker | None = None
         self.farm: Farm | None = None
+        self.simbanks: Any = None  # gateway.simbank.service.Simbanks when [[simbanks]] exist
         self._server: BackgroundServer | None = None
         self._admin: AdminServer | None = None
         self.metrics = Metrics(self)
@@ -106,6 +107,11 @@ class Daemon:
         )
         self.farm = Farm(config, self.pool, intake, driver_factory=self.driver_factory)
         self.farm.add_ports(port for bank in config.simbanks for port in bank.channels.values())
+        if config.simbanks:
+            from gateway.simbank.service import Simbanks
+
+            self.simbanks = Simbanks(config.simbanks, self.store, self.pool, self.farm)
+            await self.simbanks.start()  # holds every channel before its driver starts
         self._tasks.append(asyncio.create_task(intake.run(), name="multipart-flush"))
         self._tasks.append(asyncio.create_task(self.farm.run(), name="farm"))
         await self._start_admin()
@@ -135,6 +141,8 @@ class Daemon:
     async def stop(self) -> None:
         if self._admin is not None:
             await self._admin.stop()
+        if self.simbanks is not None:
+            await self.simbanks.stop()
         if self.farm is not None:
             await self.farm.stop()
         if self._server is not None:
