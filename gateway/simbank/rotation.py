@@ -485,7 +485,9 @@ class BankRotation:
                 run.step = "detach"
                 await held.detach()
                 rotation = await inventory.rotation_step(rotation, "detached")
-                for _ in range(1 + settings.verify_retries):
+                for attempt in range(1 + settings.verify_retries):
+                    if attempt > 0:
+                        await held.detach()  # the module was reset on its old SIM: again
                     run.step = "switch"
                     attempts += 1
                     rotation = await inventory.rotation_step(
@@ -510,7 +512,6 @@ class BankRotation:
                         attempts,
                     )
                     self.stats.failures[NOT_APPLIED] += 1
-                    await held.detach()
                 rotation = await inventory.rotation_step(rotation, "verified")
         except (SwitcherError, ChannelUnavailable, TimeoutError, OSError) as error:
             detail = f"{type(error).__name__}: {error}"
