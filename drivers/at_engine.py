@@ -91,6 +91,14 @@ class AtReply:
         return found[0] if found else None
 
 
+def _log_line(event: str, port: str, text: str) -> None:
+    """A line nobody asked for: its length at INFO, its content (maybe SMS text) only at DEBUG."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("event=%s port=%s line=%r", event, port, text)
+    else:
+        log.info("event=%s port=%s chars=%d", event, port, len(text))
+
+
 def normalize_command(command: str) -> str:
     """`+CPMS?` -> `AT+CPMS?`; refuses characters that would break the line framing."""
     line = command.strip()
@@ -513,7 +521,7 @@ class AtEngine(asyncio.Protocol):
                 exchange.final.set_result(event)
             else:
                 self._stale_finals += 1
-                log.info("event=stale_discarded port=%s line=%r", self.port, event.text)
+                _log_line("stale_discarded", self.port, event.text)
         elif isinstance(event, Prompt):
             if exchange is not None and exchange.prompt is not None and not exchange.prompt.done():
                 exchange.prompt.set_result(None)
@@ -525,7 +533,7 @@ class AtEngine(asyncio.Protocol):
             self._report_unexpected(event.text, event.raw)
 
     def _report_unexpected(self, text: str, raw: bytes) -> None:
-        log.info("event=unexpected port=%s line=%r", self.port, text)
+        _log_line("unexpected", self.port, text)
         if self.on_unexpected is not None:
             self._call_soon_safely(self.on_unexpected, text, raw)
 

@@ -72,6 +72,7 @@ def farm_config(ports: Iterable[str], push_url: str, db: Path, extra: dict[str, 
     return config_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0},
+            "admin": {"port": 0},
             "marketplace": {"key": KEY, "push_url": push_url, "push_retry_seconds": 0.5},
             "storage": {"path": str(db)},
             "offer": {"services": list(SERVICES), "rent": True},

@@ -57,6 +57,9 @@ def write_config(folder: Path, db: Path, port: int) -> Path:
 host = "127.0.0.1"
 port = {port}
 
+[admin]
+port = 0
+
 [marketplace]
 key = "{KEY}"
 # Nothing listens on the discard port: every push fails and stays queued.
