@@ -16,7 +16,7 @@ import logging
 import time
 from bisect import bisect_left, insort
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from gateway.store import (
@@ -356,47 +356,29 @@ class Pool:
         """Close an activation (idempotent); raises UnknownActivation for ids never issued."""
         if status not in VALID_STATUSES:
             raise ValueError(f"status must be one of {sorted(VALID_STATUSES)}")
-        pending = self._finishing.get(activation_id)
-        if pending is not None:
-            await asyncio.shield(pending)
-            return
-        activation = self._open_by_id.get(activation_id)
+        activation = await self._still_open(activation_id)
         if activation is None:
-            if await self.store.activation_known(activation_id):
-                return
-            raise UnknownActivation(activation_id)
+            return
         effect: str | None = None
         if not activation.rent:
             effect = "bar" if status in BARRING_STATUSES else "issue"
         # The history changes in memory before the write is queued: a SIM whose history is
         # still loading then merges it as a delta, and one loaded later reads it from disk.
         undo_history = self._apply_history(activation.number, activation.service, effect)
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._finishing[activation_id] = future
-        try:
-            await self.store.finish_activation(
-                activation_id,
-                status=status,
-                finish_sum=finish_sum,
-                finished_at=self.clock(),
-                history_effect=effect,
-            )
-        except BaseException as exc:
-            undo_history()
-            future.set_exception(exc)
-            future.exception()  # marked retrieved; concurrent waiters still get it raised
-            raise
-        else:
-            self._close(activation)
-            future.set_result(None)
-            log.debug(
-                "event=activation_finished activation_id=%d number=%s status=%d",
-                activation_id,
-                activation.number,
-                status,
-            )
-        finally:
-            del self._finishing[activation_id]
+        write = self.store.finish_activation(
+            activation_id,
+            status=status,
+            finish_sum=finish_sum,
+            finished_at=self.clock(),
+            history_effect=effect,
+        )
+        await self._close_durably(activation, write, undo_history)
+        log.debug(
+            "event=activation_finished activation_id=%d number=%s status=%d",
+            activation_id,
+            activation.number,
+            status,
+        )
 
     async def release(self, activation_id: int) -> ActivationRecord | None:
         """Close an activation the marketplace forgot, on the operator's word.
@@ -405,35 +387,49 @@ class Pool:
         service it was free for. Returns the released activation, None when it was no longer
         open; raises UnknownActivation for ids never issued.
         """
+        activation = await self._still_open(activation_id)
+        if activation is None:
+            return None
+        write = self.store.release_activation(activation_id, self.clock())
+        await self._close_durably(activation, write, lambda: None)
+        log.info(
+            "event=activation_released_by_operator activation_id=%d number=%s service=%s",
+            activation_id,
+            activation.number,
+            activation.service,
+        )
+        return activation
+
+    async def _still_open(self, activation_id: int) -> ActivationRecord | None:
+        """The open activation with this id; None when it is closed or being closed (after
+        waiting for that); UnknownActivation for an id never issued."""
         pending = self._finishing.get(activation_id)
         if pending is not None:
             await asyncio.shield(pending)  # a FINISH (or release) is on its way: it decides
             return None
         activation = self._open_by_id.get(activation_id)
-        if activation is None:
-            if await self.store.activation_known(activation_id):
-                return None
+        if activation is None and not await self.store.activation_known(activation_id):
             raise UnknownActivation(activation_id)
+        return activation
+
+    async def _close_durably(
+        self, activation: ActivationRecord, write: Awaitable[None], undo: Callable[[], None]
+    ) -> None:
+        """Write an activation's end, then free its number; closers arriving meanwhile wait."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._finishing[activation_id] = future
+        self._finishing[activation.id] = future
         try:
-            await self.store.release_activation(activation_id, self.clock())
+            await write
         except BaseException as exc:
+            undo()
             future.set_exception(exc)
             future.exception()  # marked retrieved; concurrent waiters still get it raised
             raise
         else:
             self._close(activation)
             future.set_result(None)
-            log.info(
-                "event=activation_released_by_operator activation_id=%d number=%s service=%s",
-                activation_id,
-                activation.number,
-                activation.service,
-            )
         finally:
-            del self._finishing[activation_id]
-        return activation
+            del self._finishing[activation.id]
 
     def open_activation_for(self, number: str) -> ActivationRecord | None:
         return self._open_by_number.get(number)
