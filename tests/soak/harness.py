@@ -53,6 +53,8 @@ REQUEST_SECONDS = 10.0
 START_SECONDS = 60.0
 LIVE_SECONDS = 90.0
 QUIESCE_SECONDS = 180.0
+#: How long a wedged modem waits for the driver's +CFUN=1,1 before the test cuts its power.
+HANG_SECONDS = 60.0
 #: Modems that may be faulty at the same time.
 MAX_FAULTY_MODEMS = 8
 #: Kills happen in this leading share of the traffic phase; the rest runs on one process, so
@@ -206,6 +208,7 @@ class Soak:
         self.counts: Counter[str] = Counter()
         self.violations: list[str] = []
         self.rss_summary: tuple[float, int, int] | None = None
+        self.hang_resets: list[float] = []  # seconds from wedged to reset by the driver
         self.unexpected: list[str] = []  # transport errors while the daemon should be up
         self.started_at = time.monotonic()
 
@@ -774,10 +777,19 @@ level = "INFO"
                 self._link(slot)
             elif kind == "hang":  # wedged until the driver's ladder reboots it
                 modem.hang(until_reboot=True, answer_reset=True)
-                await asyncio.sleep(rng.uniform(5.0, 30.0))
-                if modem.hung:
-                    self.counts["hang not recovered by the driver"] += 1
+                wedged_at, kills = time.monotonic(), len(self.kills)
+                for _ in range(int(HANG_SECONDS / 0.5)):  # poll for the driver's reset
+                    if not modem.hung:
+                        break
+                    await asyncio.sleep(0.5)
+                if modem.hung:  # the ladder did not reach +CFUN=1,1: a USB power cut ends it
+                    if len(self.kills) == kills:
+                        self.counts["hang not reset by the driver (power cut)"] += 1
+                    else:
+                        self.counts["hang not reset, the daemon restarted meanwhile"] += 1
                     await modem.power_cycle()
+                else:
+                    self.hang_resets.append(time.monotonic() - wedged_at)
             elif kind == "hang_briefly":
                 modem.hang(until_reboot=False, recover_after=rng.uniform(1.0, 6.0))
                 await asyncio.sleep(7.0)
@@ -952,6 +964,8 @@ level = "INFO"
             await self.wait_all_live("after the faults")
         except AssertionError as exc:
             self.violation(str(exc))
+        else:
+            await self.check_services_exact()
         # Every SMS has been read off its modem, and every queued push has been accepted.
         await self.until(
             "every modem's SMS storage empty",
@@ -963,6 +977,39 @@ level = "INFO"
             self.outbox_drained,
             max(10.0, deadline - time.monotonic()),
         )
+
+    async def check_services_exact(self) -> None:
+        """At rest, GET_SERVICES counts exactly the numbers the rules leave issuable per service
+        (computed here from the activations on disk: barred by 1/3, or MAX_ISSUES cancelled)."""
+        rows = await asyncio.to_thread(
+            self.query, "SELECT number, service, finish_status FROM activations WHERE rent = 0"
+        )
+        barred: set[tuple[str, str]] = set()
+        issues: Counter[tuple[str, str]] = Counter()
+        for number, service, status in rows:
+            if status in (1, 3):
+                barred.add((number, service))
+            elif status is not None:
+                issues[(number, service)] += 1
+        expected: Counter[tuple[str, str, str]] = Counter()
+        for slot in self.slots:
+            for service in self.services:
+                key = (slot.number, service)
+                if key not in barred and issues[key] < MAX_ISSUES:
+                    expected[(*slot.group, service)] += 1
+        report = await self.services_report()
+        for entry in report.get("countryList", []):
+            for operator, counts in entry["operatorMap"].items():
+                if operator == "any":
+                    continue
+                for service in self.services:
+                    want = expected[(entry["country"], operator, service)]
+                    if counts.get(service) != want:
+                        self.violation(
+                            f"at rest GET_SERVICES {entry['country']}/{operator}/{service} = "
+                            f"{counts.get(service)}, the rules leave {want}"
+                        )
+        self.counts["services checked at rest"] = len(self.services)
 
     @staticmethod
     def modem_empty(modem: SimulatedModem) -> bool:
@@ -1145,6 +1192,8 @@ level = "INFO"
         for text, ids in ids_by_text.items():
             if len(ids) > 1:
                 self.violation(f"one SMS pushed under several smsIds {sorted(ids)}: {text!r}")
+            if text not in self.by_text:
+                self.violation(f"pushed an SMS nobody sent (smsIds {sorted(ids)}): {text!r}")
         by_text: dict[Any, list[tuple[float, ReceivedPush]]] = defaultdict(list)
         for at, push in self.pushes:
             by_text[push.body.get("text")].append((at, push))
@@ -1186,9 +1235,11 @@ level = "INFO"
                     f"{injected.text!r}"
                 )
         self.counts["sms on disk"] = len(rows)
-        for _, number, text in rows:
+        for sms_id, number, text in rows:
             if MISSING_PART in text:
                 self.violation(f"an SMS on {number} was flushed incomplete: {text!r}")
+            elif text not in self.by_text:
+                self.violation(f"SMS {sms_id} on {number} on disk, nobody sent it: {text!r}")
 
     def check_memory(self) -> None:
         samples = [kb for _, _, kb in self.rss]
@@ -1206,6 +1257,12 @@ level = "INFO"
         lines = [f"soak: seed={self.seed} seconds={self.seconds:.0f} modems={MODEMS}"]
         for name in sorted(self.counts):
             lines.append(f"  {name}: {self.counts[name]}")
+        if self.hang_resets:
+            lines.append(
+                f"  wedged modems reset by the driver after {min(self.hang_resets):.1f}"
+                f"-{max(self.hang_resets):.1f}s (median "
+                f"{statistics.median(self.hang_resets):.1f}s)"
+            )
         if self.rss_summary is not None:
             middle, last, peak = self.rss_summary
             lines.append(
