@@ -8,6 +8,7 @@ serves `/metrics` and `/health`. It has no key; the `[admin]` table keeps it on 
     GET  /modems               one row per modem port, merged with the pool's names for its SIM
     GET  /activations          open activations with their age
     GET  /sms?last=N           the N latest SMS (N <= 1000), newest first
+    GET  /simbank              every SIM bank: channels, active slots, rotations, failures
     POST /release              {"activationId": N}: close it with no status and no history effect
     POST /trace                {"port": P, "on": true|false}: log every byte of a port at INFO
     GET  /metrics              Prometheus text format
@@ -170,6 +171,7 @@ class AdminApi:
             Route("/modems", self.modems, methods=["GET"]),
             Route("/activations", self.activations, methods=["GET"]),
             Route("/sms", self.sms, methods=["GET"]),
+            Route("/simbank", self.simbank, methods=["GET"]),
             Route("/release", self.release, methods=["POST"]),
             Route("/trace", self.trace, methods=["POST"]),
             Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
@@ -254,6 +256,12 @@ class AdminApi:
             }
         )
 
+    async def simbank(self, request: Request) -> Response:
+        """The SIM banks' snapshot (an empty list of boards when none are configured)."""
+        simbanks = getattr(self.source, "simbanks", None)
+        boards = simbanks.snapshot() if simbanks is not None else []
+        return json_response({"boards": boards})
+
     async def health(self, request: Request) -> Response:
         report = self._health()
         if inspect.isawaitable(report):
@@ -332,7 +340,7 @@ async def _object(request: Request) -> dict[str, Any]:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(
-        "no such endpoint (GET /modems, /activations, /sms, /metrics, /health; "
+        "no such endpoint (GET /modems, /activations, /sms, /simbank, /metrics, /health; "
         "POST /release, /trace)",
         404,
     )
