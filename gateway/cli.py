@@ -1,6 +1,6 @@
 """The `simfarm` command line: run the daemon, check a configuration, run the demo, poke the
 simulator, and look after a running daemon through its admin endpoint (`modems`, `activations`,
-`sms`, `release`, `trace`).
+`sms`, `release`, `trace`, `simbank`).
 
 The operator commands find the admin endpoint with `--admin http://HOST:PORT`, else
 `$SIMFARM_ADMIN`, else the `[admin]` table of `--config FILE` (or `$SIMFARM_CONFIG`), else
@@ -147,6 +147,11 @@ def _add_operator_commands(commands: Any) -> None:
     )
     trace.add_argument("port", metavar="PORT", help="the modem's port, as `simfarm modems` shows")
     trace.add_argument("state", choices=("on", "off"), metavar="on|off")
+    commands.add_parser(
+        "simbank",
+        parents=[common],
+        help="SIM banks: active slot, SIM and next rotation per channel; rotations, failures",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -331,7 +336,7 @@ class AdminClient:
         return payload
 
 
-OPERATOR_COMMANDS = ("modems", "activations", "sms", "release", "trace")
+OPERATOR_COMMANDS = ("modems", "activations", "sms", "release", "trace", "simbank")
 
 
 def _operator(args: argparse.Namespace) -> int:
@@ -351,6 +356,7 @@ def _operator(args: argparse.Namespace) -> int:
         "sms": _sms,
         "release": _release,
         "trace": _trace,
+        "simbank": _simbank,
     }[args.command]
     try:
         return command(client, args)
@@ -511,6 +517,73 @@ def _trace(client: AdminClient, args: argparse.Namespace) -> int:
     else:
         print(f"AT trace off for {args.port}")
     return EXIT_OK
+
+
+#: The failure kinds of a rotation, in the order of the spec (S1-S4).
+SIMBANK_FAILURE_KINDS = (
+    ("S1", "not_applied"),
+    ("S2", "wrong_landing"),
+    ("S3", "sim_not_ready"),
+    ("S4", "not_registered"),
+)
+
+
+def _simbank(client: AdminClient, args: argparse.Namespace) -> int:
+    payload = client.request("GET", "/simbank")
+    if args.json:
+        _print_json(payload)
+        return EXIT_OK
+    boards = payload["boards"]
+    if not boards:
+        print("no SIM banks configured (see [[simbanks]])")
+        return EXIT_OK
+    rows = [
+        {**channel, "board": board["board"]} for board in boards for channel in board["channels"]
+    ]
+    print(
+        render_table(
+            [
+                Column("BOARD", lambda r: r["board"], cut_left=True),
+                Column("CH", lambda r: r["channel"], keep=True),
+                Column("SLOT", lambda r: r["active_slot"], keep=True),
+                Column("ICCID", lambda r: r["iccid"], keep=True),
+                Column("NUMBER", lambda r: r["number"], keep=True),
+                Column("STATE", _channel_state, keep=True),
+                Column("NEXT", lambda r: _next_rotation(r["next_rotation_in_seconds"])),
+            ],
+            rows,
+        )
+    )
+    print()
+    for board in boards:
+        print(_fit(board_summary(board), TABLE_WIDTH).rstrip())
+    return EXIT_OK
+
+
+def _channel_state(row: dict[str, Any]) -> str:
+    state = str(row["state"])
+    if row.get("quarantined") and state != "quarantined":
+        state += " (quarantined)"
+    return state
+
+
+def _next_rotation(seconds: float | None) -> str:
+    return "-" if seconds is None else f"in {_duration(seconds)}"
+
+
+def board_summary(board: dict[str, Any]) -> str:
+    """One line per board: rotations, failures by kind, quarantined channels, 24 h live share."""
+    rotations = board["rotations"]
+    done = sum(rotations.values())
+    by_result = ", ".join(f"{result} {n}" for result, n in sorted(rotations.items()))
+    failures = board["failures"]
+    kinds = " ".join(f"{label} {failures.get(kind, 0)}" for label, kind in SIMBANK_FAILURE_KINDS)
+    share = board["live_share_24h"]
+    line = (
+        f"{board['board']}: rotations {done}; failures {kinds}; "
+        f"quarantined {board['quarantined']}/{len(board['channels'])}; live 24h {share * 100:.0f}%"
+    )
+    return f"{line}; {by_result}" if by_result else line
 
 
 # --- tables -----------------------------------------------------------------------------------
