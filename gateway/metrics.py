@@ -7,7 +7,9 @@ daemons in one process. Two kinds of numbers:
   marketplace action, SMS handed to the pool (stored, duplicate, multipart parts joined);
 * gauges computed at scrape time from the current state (modems by state, live SIMs, open
   activations, the PUSH_SMS outbox, SMS storage per modem) together with the counters the push
-  worker and the modem drivers keep themselves (push outcomes, command timeouts, recoveries).
+  worker and the modem drivers keep themselves (push outcomes, command timeouts, recoveries),
+  and, when SIM banks are configured, their rotations, failures by kind, quarantined channels
+  and 24-hour live share, read from the banks' snapshot.
 
 Nothing here knows HTTP except `metrics_endpoint`, and nothing here changes state.
 """
@@ -18,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -45,6 +47,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 
 GET_NUMBER_OUTCOMES = ("success", "no_numbers", "error")
 #: The marketplace actions whose latency is measured.
 ACTIONS = ("GET_SERVICES", "GET_NUMBER", "FINISH_ACTIVATION")
+#: The failure kinds of a SIM-bank rotation (spec simbank.md §4.2 S1-S4), always exposed.
+SIMBANK_FAILURE_KINDS = ("not_applied", "wrong_landing", "sim_not_ready", "not_registered")
 
 
 class MetricsSource(Protocol):
@@ -153,6 +157,7 @@ class StateCollector:
         yield from self._farm(source.farm)
         yield from self._pool(source.pool)
         yield from self._push(source.push)
+        yield from self._simbanks(getattr(source, "simbanks", None))
 
     def _farm(self, farm: Farm | None) -> Iterable[Metric]:
         statuses = farm.statuses() if farm is not None else []
@@ -251,6 +256,42 @@ class StateCollector:
         outcomes.add_metric(["refused"], counters.refused)
         outcomes.add_metric(["retry"], counters.retried)
         yield outcomes
+
+    def _simbanks(self, simbanks: Any) -> Iterable[Metric]:
+        """Per board, from `Simbanks.snapshot()`; nothing when no bank is configured."""
+        boards = simbanks.snapshot() if simbanks is not None else []
+        if not boards:
+            return
+        rotations = CounterMetricFamily(
+            "simfarm_simbank_rotations",
+            "Rotations of a SIM bank's channels ended, whatever the result, since the start.",
+            labels=["board"],
+        )
+        failures = CounterMetricFamily(
+            "simfarm_simbank_failures",
+            "Failed rotation steps of a SIM bank by kind (not_applied S1, wrong_landing S2, "
+            "sim_not_ready S3, not_registered S4), since the start.",
+            labels=["board", "kind"],
+        )
+        quarantined = GaugeMetricFamily(
+            "simfarm_simbank_quarantined_channels",
+            "Channels of a SIM bank resting in quarantine.",
+            labels=["board"],
+        )
+        live_share = GaugeMetricFamily(
+            "simfarm_simbank_live_share_24h",
+            "Share of a SIM bank's SIMs that were live in the last 24 hours (0-1).",
+            labels=["board"],
+        )
+        for board in boards:
+            name = str(board["board"])
+            rotations.add_metric([name], sum(board["rotations"].values()))
+            kinds = board["failures"]
+            for kind in (*SIMBANK_FAILURE_KINDS, *sorted(set(kinds) - set(SIMBANK_FAILURE_KINDS))):
+                failures.add_metric([name, kind], kinds.get(kind, 0))
+            quarantined.add_metric([name], board["quarantined"])
+            live_share.add_metric([name], board["live_share_24h"])
+        yield from (rotations, failures, quarantined, live_share)
 
 
 def metrics_endpoint(metrics: Metrics) -> Callable[[Request], object]:
