@@ -3,7 +3,9 @@
 Eight simulated modems (mixed models and countries, one SIM whose number is only known through
 USSD) behind real pseudo-terminals, the daemon with its API on 127.0.0.1:8080 and an SQLite
 file, and a local stand-in for the marketplace that prints every PUSH_SMS it receives. With
-`--traffic` it also plays the marketplace: it orders numbers and sends an SMS to each.
+`--traffic` it also plays the marketplace: it orders numbers and sends an SMS to each. With
+`--simbank` a simulated SIM bank joins them: a switch board with 4 channels of 8 SIMs each,
+rotated every half minute, and a line is printed whenever a channel switches to another SIM.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -34,6 +37,7 @@ from drivers.simulator import (
     serve_control,
     with_serial,
 )
+from drivers.simulator.simbank import BankFaults, SimulatedSimBank
 from gateway.config import Config, config_from_dict
 from gateway.daemon import Daemon
 from gateway.fake_marketplace import FakeMarketplace, ReceivedPush
@@ -50,6 +54,24 @@ TRAFFIC_INTERVAL_SECONDS = 4.0
 #: How long the traffic player waits for the SMS it sent to come back as a PUSH_SMS.
 PUSH_WAIT_SECONDS = 30.0
 DEFAULT_CONTROL = "var/simfarm-sim.sock"
+#: The simulated SIM bank of `--simbank`: channels x slots, German numbers +49 1523 0cc0sss.
+BANK_CHANNELS = 4
+BANK_SLOTS = 8
+BANK_NUMBER_PREFIX = "4915230"
+#: Short enough that a person sees rotations within a minute (a real bank dwells 30 minutes).
+DEMO_BANK: dict[str, Any] = {
+    "dwell_minutes": 0.5,
+    "max_in_transition": 0.5,
+    "min_command_interval_seconds": 0.1,
+    "drain_seconds": 0.0,
+    "settle_seconds": 0.5,
+    "sim_ready_seconds": 15.0,
+    "registration_seconds": 30.0,
+    "reply_timeout_seconds": 1.0,
+    "quarantine_minutes": 1.0,
+}
+#: How often the demo looks at the bank for channels that switched SIMs.
+BANK_POLL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,10 +114,38 @@ def build_farm(count: int) -> SimulatedFarm:
     return farm
 
 
-def build_config(args: argparse.Namespace, ports: list[str], push_url: str, data: Path) -> Config:
+def build_bank() -> SimulatedSimBank:
+    """A board with BANK_CHANNELS modules, BANK_SLOTS SIMs each, every number distinct."""
+    return SimulatedSimBank(
+        BANK_CHANNELS,
+        BANK_SLOTS,
+        seed=1,
+        faults=BankFaults(registration_seconds=0.5),
+        number_prefix=BANK_NUMBER_PREFIX,
+    )
+
+
+def bank_config(bank: SimulatedSimBank) -> dict[str, Any]:
+    """The `[[simbanks]]` entry for the simulated bank."""
+    return {
+        "port": bank.board_path,
+        "slots": BANK_SLOTS,
+        "channels": bank.module_paths,
+        **DEMO_BANK,
+    }
+
+
+def build_config(
+    args: argparse.Namespace,
+    ports: list[str],
+    push_url: str,
+    data: Path,
+    bank: SimulatedSimBank | None = None,
+) -> Config:
     return config_from_dict(
         {
             "server": {"host": args.host, "port": args.port},
+            "admin": {"host": "127.0.0.1", "port": args.admin_port},
             "marketplace": {"key": DEMO_KEY, "push_url": push_url, "push_retry_seconds": 5},
             "storage": {"path": str(data / "simfarm.db")},
             "offer": {"services": list(DEMO_SERVICES), "rent": True},
@@ -103,6 +153,7 @@ def build_config(args: argparse.Namespace, ports: list[str], push_url: str, data
             "ussd": {"26202": {"code": USSD_CODE, "pattern": USSD_PATTERN}},
             "farm": {"rescan_seconds": 2, "sweep_seconds": 15, "multipart_timeout_seconds": 30},
             "log": {"level": args.log_level},
+            "simbanks": [bank_config(bank)] if bank is not None else [],
         }
     )
 
@@ -116,7 +167,7 @@ def print_push(push: ReceivedPush) -> None:
     )
 
 
-def try_this(url: str, control: str) -> str:
+def try_this(url: str, control: str, admin: str | None = None) -> str:
     key = DEMO_KEY
     post = f"curl -s {url}/ -H 'Content-Type: application/json' -d"
     return "\n".join(
@@ -131,6 +182,7 @@ def try_this(url: str, control: str) -> str:
             f" --control {control}",
             f"""  {post} '{{"action":"FINISH_ACTIVATION","key":"{key}","activationId":"""
             """<activationId>,"status":3}'""",
+            *([f"  simfarm simbank --admin {admin}"] if admin else []),
             "Every PUSH_SMS the marketplace receives is printed below. Ctrl-C stops everything.",
             "",
         ]
@@ -146,7 +198,60 @@ async def wait_until_live(daemon: Daemon, count: int, timeout: float) -> int:
     return len(pool.live_numbers())
 
 
-async def play_traffic(url: str, farm: SimulatedFarm, market: FakeMarketplace) -> None:
+def deliver(farm: SimulatedFarm, bank: SimulatedSimBank | None, number: str, *sms: str) -> None:
+    """An SMS to the simulated modem that holds `number` now (a plain modem or a bank's)."""
+    if bank is not None:
+        for module in bank.modules.values():
+            if module.sim is not None and module.sim.number == number:
+                module.deliver_sms(*sms)
+                return
+    farm.by_number(number).deliver_sms(*sms)
+
+
+def bank_positions(boards: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[Any, Any]]:
+    """(board, channel) -> (active slot, number) from the banks' snapshot."""
+    return {
+        (board["board"], row["channel"]): (row["active_slot"], row["number"])
+        for board in boards
+        for row in board["channels"]
+    }
+
+
+async def report_rotations(daemon: Daemon) -> None:
+    """Print a line whenever a channel of a bank has switched to another SIM."""
+    simbanks = daemon.simbanks
+    if simbanks is None:
+        return
+    seen = bank_positions(simbanks.snapshot())
+    quarantined: set[tuple[str, str]] = set()
+    while True:
+        await asyncio.sleep(BANK_POLL_SECONDS)
+        boards = simbanks.snapshot()
+        now = bank_positions(boards)
+        for key, (slot, number) in sorted(now.items()):
+            before = seen.get(key)
+            if before is None or before == (slot, number) or number is None:
+                continue
+            board, channel = key
+            print(
+                f"  ROTATED   channel {channel}: slot {before[0]} -> {slot}, "
+                f"+{before[1]} -> +{number}",
+                flush=True,
+            )
+            seen[key] = (slot, number)
+        for board in boards:
+            for row in board["channels"]:
+                key = (board["board"], row["channel"])
+                if not row["quarantined"]:
+                    quarantined.discard(key)
+                elif key not in quarantined:
+                    quarantined.add(key)
+                    print(f"  QUARANTINED channel {row['channel']}: {row['detail']}", flush=True)
+
+
+async def play_traffic(
+    url: str, farm: SimulatedFarm, market: FakeMarketplace, bank: SimulatedSimBank | None = None
+) -> None:
     """Act as the marketplace: order a number, send it an SMS, wait for the push, close it."""
     rng = random.Random(7)
     async with httpx.AsyncClient(base_url=url, timeout=10) as client:
@@ -178,7 +283,7 @@ async def play_traffic(url: str, farm: SimulatedFarm, market: FakeMarketplace) -
             )
             code = rng.randrange(10000, 99999)
             seen = len(market.received)
-            farm.by_number(number).deliver_sms(service.upper(), f"Your {service} code: {code}")
+            deliver(farm, bank, number, service.upper(), f"Your {service} code: {code}")
             try:
                 await market.wait_for(lambda r, seen=seen: len(r) > seen, PUSH_WAIT_SECONDS)
             except TimeoutError:
@@ -199,17 +304,21 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
     control_path = Path(args.control)
     control_path.parent.mkdir(parents=True, exist_ok=True)
     control = await serve_control(farm, str(control_path))
+    bank = build_bank() if args.simbank else None
     daemon: Daemon | None = None
     tasks: list[asyncio.Task[None]] = []
     try:
         await farm.start()
-        config = build_config(args, [m.path for m in farm], market.url, data)
+        if bank is not None:
+            await bank.start()
+        config = build_config(args, [m.path for m in farm], market.url, data, bank)
         daemon = Daemon(config)
         started = time.monotonic()
         await daemon.start()
         url = f"http://{args.host}:{daemon.port}"
-        print(f"Starting {len(farm)} simulated modems (database: {data / 'simfarm.db'}) ...")
-        coming_up = asyncio.ensure_future(wait_until_live(daemon, len(farm), STARTUP_WAIT_SECONDS))
+        total = len(farm) + (len(bank.modules) if bank is not None else 0)
+        print(f"Starting {total} simulated modems (database: {data / 'simfarm.db'}) ...")
+        coming_up = asyncio.ensure_future(wait_until_live(daemon, total, STARTUP_WAIT_SECONDS))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({coming_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
@@ -218,12 +327,17 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
             return 0
         stopping.cancel()
         live = coming_up.result()
-        print(f"{live} of {len(farm)} modems live after {time.monotonic() - started:.1f} s")
+        print(f"{live} of {total} modems live after {time.monotonic() - started:.1f} s")
         for row in farm.describe():
             print(f"  {row['name']:<20} {row['path']:<14} +{row['number']}")
-        print(try_this(url, str(control_path)), flush=True)
+        if bank is not None:
+            print_bank(bank)
+        admin = f"http://127.0.0.1:{daemon.admin_port}" if daemon.admin_port else None
+        print(try_this(url, str(control_path), admin if bank is not None else None), flush=True)
+        if bank is not None:
+            tasks.append(asyncio.create_task(report_rotations(daemon)))
         if args.traffic:
-            tasks.append(asyncio.create_task(play_traffic(url, farm, market)))
+            tasks.append(asyncio.create_task(play_traffic(url, farm, market, bank)))
         await stop.wait()
         print("\nStopping ...", flush=True)
         return 0
@@ -236,7 +350,19 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
             await daemon.stop()
         await control.stop()
         await farm.stop()
+        if bank is not None:
+            await bank.stop()
         await market.stop()
+
+
+def print_bank(bank: SimulatedSimBank) -> None:
+    print(
+        f"SIM bank on {bank.board_path}: {len(bank.modules)} channels x {BANK_SLOTS} slots, "
+        f"rotating every {DEMO_BANK['dwell_minutes'] * 60:.0f} s"
+    )
+    for channel, module in bank.modules.items():
+        numbers = [card.number for card in bank.cards[channel] if card is not None]
+        print(f"  channel {channel}  {module.path:<14} +{numbers[0]} ... +{numbers[-1]}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -246,6 +372,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--market-port", type=int, default=0, help="the stand-in marketplace")
     parser.add_argument("--modems", type=int, default=len(DEMO_SIMS), choices=range(1, 9))
     parser.add_argument("--traffic", action="store_true", help="also play the marketplace")
+    parser.add_argument(
+        "--simbank",
+        action="store_true",
+        help=f"add a rotating simulated SIM bank ({BANK_CHANNELS} channels x {BANK_SLOTS} SIMs)",
+    )
+    parser.add_argument(
+        "--admin-port", type=int, default=8081, help="the admin endpoint (0: any free)"
+    )
     parser.add_argument("--data", help="folder for the database (default: a new temporary one)")
     parser.add_argument("--control", default=DEFAULT_CONTROL, help="simulator control socket")
     parser.add_argument("--log-level", default="WARNING", choices=("DEBUG", "INFO", "WARNING"))

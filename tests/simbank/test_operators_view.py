@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import socket
+import sys
 from pathlib import Path
 
 import httpx
@@ -136,3 +138,56 @@ async def test_simbank_says_when_the_daemon_is_not_running(
     code, out, err = await run_cli(capsys, "simbank", "--admin", url)
     assert code == 1 and out == ""
     assert err.startswith(f"simfarm is not running: nothing answers on {url}")
+
+
+async def read_until(stream: asyncio.StreamReader, pattern: str, timeout: float) -> re.Match:
+    """Read lines until one matches `pattern`; bounded in lines and time."""
+    async with asyncio.timeout(timeout):
+        for _ in range(MAX_LINES):
+            line = (await stream.readline()).decode(errors="replace")
+            if not line:
+                raise AssertionError(f"the demo ended before printing {pattern!r}")
+            found = re.search(pattern, line)
+            if found:
+                return found
+    raise AssertionError(f"{pattern!r} not among the first {MAX_LINES} lines")
+
+
+async def test_demo_with_a_simbank_comes_up_and_stops_on_sigint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway",
+        "demo",
+        "--simbank",
+        "--port",
+        str(free_port()),
+        "--admin-port",
+        "0",
+        "--control",
+        str(tmp_path / "sim.sock"),
+        "--data",
+        str(tmp_path / "data"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    try:
+        assert demo.stdout is not None
+        live = await read_until(demo.stdout, r"(\d+) of (\d+) modems live", DEMO_START_SECONDS)
+        assert live.group(1) == live.group(2) == "12"  # 8 plain modems and 4 bank channels
+        admin = await read_until(demo.stdout, r"simfarm simbank --admin (\S+)", DEMO_START_SECONDS)
+        code, out, _ = await run_cli(capsys, "simbank", "--admin", admin.group(1), "--json")
+        assert code == 0
+        (board,) = json.loads(out)["boards"]
+        assert board["slots"] == 8 and len(board["channels"]) == 4
+        numbers = [c["number"] for c in board["channels"]]
+        assert all(n and n.startswith("49152") for n in numbers) and len(set(numbers)) == 4
+        demo.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(demo.wait(), DEMO_STOP_SECONDS) == 0
+    finally:
+        if demo.returncode is None:
+            demo.kill()
+            await demo.wait()
