@@ -358,18 +358,12 @@ def api_findings(
             f"clients it runs at {rep.fmt(ours.cpu_loop_percent, 0)} % of a core (the store's "
             f"writer thread at {rep.fmt(ours.cpu_threads_percent, 0)} %), about "
             f"{loop_us:.0f} us of loop CPU per request against {bare_us:.0f} us for the bare "
-            "endpoint. Where the difference goes (profile below; an A/B of log levels): the two "
-            "INFO lines per cycle (number_issued, activation_finished; WARNING instead of INFO "
-            "gave roughly +25 % throughput in two noisy pairs of runs); four `Pool._update` "
-            "calls per GET_NUMBER + FINISH, each un-counting and re-counting the number over "
-            "every offered service plus rent (`_count` -> `_services_of` -> `_eligible`); "
-            "`request.url.path` in `MarketplaceApi.endpoint`, which builds a URL object per "
-            "request where `request.scope['path']` would do; GZipMiddleware with "
-            "`minimum_size=0`, which wraps every reply (even 40-byte ones) and compresses them "
-            "for gzip clients; and pydantic validation of each body. Folding the lease into "
-            "`_open` and the history change into `_close` (one `_update` each), reading the "
-            "path from the scope, a `minimum_size` of some 500 bytes, and cheaper per-activation "
-            "logging are each small; together they are what stands between "
+            "endpoint. What the bare endpoint does not do (profile below): read and validate "
+            "the body with pydantic, wrap every reply in GZipMiddleware (the spec asks for gzip "
+            "whenever the client accepts it), re-count the number in the GET_SERVICES counters "
+            "on lease, history change and close, and hand every lease and finish to the store's "
+            "writer thread and wait for its durable commit (a future resolved across threads). "
+            "Each is small; together they are what stands between "
             f"{ours.rate / bare.rate:.0%} and {GET_NUMBER_RATIO:.0%}."
         )
     if ours and bare and bare.rate:
@@ -379,8 +373,8 @@ def api_findings(
             f"({clients} / {ours.rate:,.0f} req/s = {1000 * clients / ours.rate:.1f} ms for "
             f"simfarm, {1000 * clients / bare.rate:.1f} ms for bare). The bare endpoint's own "
             f"p99 here is {bare.p99_ms:.1f} ms: a p99 < 20 ms at 64 saturating clients is "
-            "about as much a throughput target as a latency one on this machine (uvicorn on "
-            "pure-Python h11, no httptools or uvloop installed)."
+            "about as much a throughput target as a latency one on this machine (the load "
+            "generator shares its two cores)."
         )
 
 
