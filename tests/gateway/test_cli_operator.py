@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import logging
-import socket
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from drivers.events import ModemState
 from gateway.cli import Column, admin_address, main, render_table
 from tests.gateway.test_admin import EVENTUALLY_SECONDS, running_daemon
+from tests.processes import free_port
 
 WIDTH = 100
 
@@ -48,13 +48,6 @@ class FakeTerminal(io.StringIO):
 
     def isatty(self) -> bool:
         return True
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then let go)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def assert_table(out: str, headers: list[str]) -> list[str]:

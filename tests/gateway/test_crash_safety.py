@@ -14,7 +14,6 @@ import contextlib
 import os
 import random
 import signal
-import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ import httpx
 import pytest
 
 from tests.gateway.helpers import KEY, sim
+from tests.processes import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: Fake SIMs the helper announces.
@@ -41,12 +41,6 @@ REQUEST_SECONDS = 10.0
 ROUNDS = 3
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def write_config(folder: Path, db: Path, port: int) -> Path:

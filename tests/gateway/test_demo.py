@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
-import socket
 import sys
 
 import httpx
 import pytest
+
+from tests.processes import free_port, read_until
 
 pytest.importorskip("drivers.modem", reason="the modem driver is not built yet")
 
@@ -17,26 +17,6 @@ pytest.importorskip("drivers.modem", reason="the modem driver is not built yet")
 START_TIMEOUT_SECONDS = 120.0
 STEP_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 30.0
-MAX_LINES = 500
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def read_until(stream: asyncio.StreamReader, pattern: str, timeout: float) -> re.Match:
-    """Read lines until one matches `pattern`; bounded in lines and time."""
-    async with asyncio.timeout(timeout):
-        for _ in range(MAX_LINES):
-            line = (await stream.readline()).decode(errors="replace")
-            if not line:
-                raise AssertionError(f"the demo ended before printing {pattern!r}")
-            found = re.search(pattern, line)
-            if found:
-                return found
-    raise AssertionError(f"{pattern!r} not among the first {MAX_LINES} lines")
 
 
 async def test_demo_serves_and_stops_on_sigint(tmp_path) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from drivers.simulator.simbank import BankFaults, SimulatedSimBank
 from gateway.cli import main
 from tests.gateway.test_admin import running_daemon
+from tests.processes import free_port, read_until
 from tests.simbank.harness import running_bank, started_bank
 
 WIDTH = 100
@@ -30,7 +30,6 @@ SIMBANK_FAMILIES = {
 #: Bounds for the demo subprocess on a loaded machine; reached only when something is wrong.
 DEMO_START_SECONDS = 120.0
 DEMO_STOP_SECONDS = 30.0
-MAX_LINES = 500
 
 
 @pytest.fixture(autouse=True)
@@ -125,12 +124,6 @@ async def test_no_banks_configured(tmp_path: Path, capsys: pytest.CaptureFixture
     assert json_code == 0 and json.loads(json_out) == {"boards": []}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 async def test_simbank_says_when_the_daemon_is_not_running(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -138,19 +131,6 @@ async def test_simbank_says_when_the_daemon_is_not_running(
     code, out, err = await run_cli(capsys, "simbank", "--admin", url)
     assert code == 1 and out == ""
     assert err.startswith(f"simfarm is not running: nothing answers on {url}")
-
-
-async def read_until(stream: asyncio.StreamReader, pattern: str, timeout: float) -> re.Match:
-    """Read lines until one matches `pattern`; bounded in lines and time."""
-    async with asyncio.timeout(timeout):
-        for _ in range(MAX_LINES):
-            line = (await stream.readline()).decode(errors="replace")
-            if not line:
-                raise AssertionError(f"the demo ended before printing {pattern!r}")
-            found = re.search(pattern, line)
-            if found:
-                return found
-    raise AssertionError(f"{pattern!r} not among the first {MAX_LINES} lines")
 
 
 async def test_demo_with_a_simbank_comes_up_and_stops_on_sigint(
