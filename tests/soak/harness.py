@@ -330,7 +330,7 @@ level = "INFO"
                 str(self.config_path),
                 cwd=REPO_ROOT,
                 env=child_environment(),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE,  # closed when this process ends: the daemon stops
                 stdout=asyncio.subprocess.PIPE,
                 stderr=log,
             )
@@ -355,6 +355,7 @@ level = "INFO"
             self.proc.send_signal(signal.SIGKILL)
         async with asyncio.timeout(START_SECONDS):
             await self.proc.wait()
+        self._close_stdin()
         async with asyncio.timeout(REQUEST_SECONDS * 2):
             await self.idle.wait()  # every request in flight has failed or been recorded
         self.kills.append(kill)
@@ -378,6 +379,11 @@ level = "INFO"
             await self.proc.wait()
         if self.proc.returncode != 0:
             self.violation(f"the daemon exited with {self.proc.returncode} on SIGTERM")
+        self._close_stdin()
+
+    def _close_stdin(self) -> None:
+        if self.proc is not None and self.proc.stdin is not None:
+            self.proc.stdin.close()
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -410,6 +416,7 @@ level = "INFO"
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(START_SECONDS):
                     await self.proc.wait()
+        self._close_stdin()
         if self.http is not None:
             await self.http.aclose()
         for slot in self.slots:

@@ -5,13 +5,16 @@
 The real Daemon built from the configuration file, with the real modem driver on the farm
 test's short timings (so a wedged modem's recovery ladder runs in seconds, not minutes). Prints
 `ready <port>` once the marketplace API listens, runs until SIGTERM or SIGINT (then stops
-cleanly) or until it is killed, which is the point.
+cleanly) or until it is killed, which is the point. When stdin is a pipe, its end (the test
+process is gone) stops it too, so a daemon never outlives its test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import stat
 import sys
 
 from gateway.config import load_config
@@ -27,6 +30,8 @@ async def serve(config_path: str) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if stat.S_ISFIFO(os.fstat(sys.stdin.fileno()).st_mode):
+        loop.add_reader(sys.stdin.fileno(), lambda: _stdin_readable(loop, stop))
     daemon = Daemon(config, driver_factory=quick_driver)
     try:
         await daemon.start()
@@ -36,6 +41,12 @@ async def serve(config_path: str) -> int:
     finally:
         await daemon.stop()
     return 0
+
+
+def _stdin_readable(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    if not os.read(sys.stdin.fileno(), 4096):  # end of file: the test process is gone
+        loop.remove_reader(sys.stdin.fileno())
+        stop.set()
 
 
 if __name__ == "__main__":
