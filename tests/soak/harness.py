@@ -48,6 +48,11 @@ MAX_ISSUES = 4
 CLIENTS = 4
 #: Far above any outage the soak causes: a flushed (incomplete) multipart SMS is a finding.
 MULTIPART_TIMEOUT_SECONDS = 120
+#: A known defect (tests/gateway/test_soak_regressions.py): when the join of a multipart SMS's
+#: last part is lost (SIGKILL between the part's commit and the join's), the group is joined
+#: only by the multipart timeout, marked incomplete although complete. Counted, not failed,
+#: while True; set to False once the regression test passes.
+KNOWN_LATE_MULTIPART_JOIN = True
 #: Bounds: one request, the daemon coming up, modems coming up, the quiescence phase.
 REQUEST_SECONDS = 10.0
 START_SECONDS = 60.0
@@ -1115,7 +1120,9 @@ level = "INFO"
         self.check_history_on_disk(history)
         self.check_record_intervals()
         self.check_pushes()
-        stored = await asyncio.to_thread(self.query, "SELECT id, number, text FROM sms")
+        stored = await asyncio.to_thread(
+            self.query, "SELECT id, number, text, decode_error FROM sms"
+        )
         self.check_sms_on_disk(stored)
         self.check_memory()
         for text in self.unexpected[:20]:
@@ -1244,11 +1251,17 @@ level = "INFO"
                     f"{injected.text!r}"
                 )
         self.counts["sms on disk"] = len(rows)
-        for sms_id, number, text in rows:
+        for sms_id, number, text, error in rows:
             if MISSING_PART in text:
                 self.violation(f"an SMS on {number} was flushed incomplete: {text!r}")
             elif text not in self.by_text:
                 self.violation(f"SMS {sms_id} on {number} on disk, nobody sent it: {text!r}")
+            elif error is not None and error.startswith("incomplete"):
+                # Every part arrived, yet the group was joined by the multipart timeout.
+                if KNOWN_LATE_MULTIPART_JOIN:
+                    self.counts["known issue: complete multipart joined by the timeout"] += 1
+                else:
+                    self.violation(f"SMS {sms_id} on {number} joined by the timeout ({error})")
 
     def check_memory(self) -> None:
         """RSS did not grow without bound: over the run, and over the last (longest) process."""
