@@ -7,10 +7,11 @@
    known fingerprint and answers None ("a re-read copy"), so `SmsIntake.received` never looks at
    the group again, although none of its parts was consumed. Only `flush_stale` joins it, one
    multipart timeout later (60 s by default), with `decode_error = "incomplete: N of N parts"`;
-   the SMS reaches the marketplace that much later. The soak saw it twice in 40 minutes:
-   `event=multipart_incomplete parts=3 total=3`. Fix: in `save_part`, when the INSERT is ignored
-   and the known part is not consumed yet (`consumed_sms_id IS NULL`), return its group's waiting
-   parts as for a new part (None only for a consumed part).
+   the SMS reaches the marketplace that much later. A 40-minute soak (about 60 SIGKILLs) saw it
+   twice: `event=multipart_incomplete parts=3 total=3` 120 s after a restart. Fix: in
+   `save_part`, when the INSERT is ignored and the known part is not consumed yet
+   (`consumed_sms_id IS NULL`), return its group's waiting parts as for a new part (None only
+   for a consumed part).
 """
 
 from __future__ import annotations
