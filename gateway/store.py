@@ -785,7 +785,7 @@ class Store:
         return await self.run(store)
 
     async def save_part(self, part: SmsPart) -> list[SmsPart] | None:
-        """Keep a multipart part; returns its group's waiting parts, or None for a known part."""
+        """Keep a multipart part; returns its group's waiting parts (None once it was joined)."""
 
         def save(conn: sqlite3.Connection) -> list[SmsPart] | None:
             cursor = conn.execute(
@@ -804,7 +804,13 @@ class Store:
                 ),
             )
             if cursor.rowcount == 0:
-                return None
+                consumed = conn.execute(
+                    "SELECT consumed_sms_id FROM sms_parts WHERE fingerprint = ?",
+                    (part.fingerprint,),
+                ).fetchone()[0]
+                if consumed is not None:
+                    return None
+                # Known but not joined yet (the join never reached the disk): look again.
             return _waiting_parts(conn, part.group_key)
 
         return await self.run(save)

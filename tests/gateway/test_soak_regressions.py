@@ -50,11 +50,6 @@ async def queued_texts(intake: SmsIntake) -> list[str]:
     return [p.text for p in due]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Store.save_part answers None for a known but unconsumed part: the group of a "
-    "re-handed last part is joined only by the multipart timeout, marked incomplete",
-)
 async def test_multipart_whose_join_was_lost_is_joined_when_its_part_comes_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -83,11 +78,6 @@ async def test_multipart_whose_join_was_lost_is_joined_when_its_part_comes_again
         await intake.store.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Store.save_part answers None for a known but unconsumed part: after a failed join "
-    "the group waits for the multipart timeout",
-)
 async def test_multipart_whose_join_failed_is_joined_when_the_driver_retries(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
