@@ -1,17 +1,13 @@
 """Regressions the fault-injection soak (tests/soak) found, each reduced to a deterministic test.
 
-1. A complete multipart SMS waits for the multipart timeout and is recorded as incomplete when
+1. A complete multipart SMS waited for the multipart timeout and was recorded as incomplete when
    the join of its last part did not reach the disk (SIGKILL between the part's commit and the
-   join's commit, or a failed join write). The part is on disk, so the modem keeps its copy and
-   hands it over again (after the restart, or at the next sweep); `Store.save_part` then sees a
-   known fingerprint and answers None ("a re-read copy"), so `SmsIntake.received` never looks at
-   the group again, although none of its parts was consumed. Only `flush_stale` joins it, one
-   multipart timeout later (60 s by default), with `decode_error = "incomplete: N of N parts"`;
-   the SMS reaches the marketplace that much later. A 40-minute soak (about 60 SIGKILLs) saw it
-   twice: `event=multipart_incomplete parts=3 total=3` 120 s after a restart. Fix: in
-   `save_part`, when the INSERT is ignored and the known part is not consumed yet
-   (`consumed_sms_id IS NULL`), return its group's waiting parts as for a new part (None only
-   for a consumed part).
+   join's commit, or a failed join write). The part was on disk, so the modem kept its copy and
+   handed it over again (after the restart, or at the next sweep); `Store.save_part` saw a known
+   fingerprint and answered None ("a re-read copy"), so `SmsIntake.received` never looked at the
+   group again. Only `flush_stale` joined it, one multipart timeout later, with
+   `decode_error = "incomplete: N of N parts"`. A 40-minute soak (about 70 SIGKILLs) saw it four
+   times. Fixed: `save_part` ignores only a part already consumed.
 """
 
 from __future__ import annotations
