@@ -259,30 +259,14 @@ async def test_modems_and_trace_on_simulated_modems(
     tmp_path: Path, cli: Cli, caplog: pytest.LogCaptureFixture
 ) -> None:
     from drivers.simulator import make_demo_farm
-    from gateway.daemon import Daemon
-    from gateway.fake_marketplace import FakeMarketplace
-    from tests.gateway.farm_harness import farm_config, quick_driver
+    from tests.gateway.farm_harness import running_daemon, started
 
     caplog.set_level(logging.INFO)
     sims = make_demo_farm(2)
-    await sims.start()
-    market = FakeMarketplace()
-    await market.start()
-    config = farm_config(
-        [m.path for m in sims],
-        market.url,
-        tmp_path / "simfarm.db",
-        {"admin": {"host": "127.0.0.1", "port": 0}},
-    )
-    daemon = Daemon(config, driver_factory=quick_driver)
-    try:
-        await daemon.start()
-        pool = daemon.pool
-        assert pool is not None
+    async with started(sims), running_daemon(tmp_path / "simfarm.db", sims) as farm:
+        daemon = farm.daemon
         numbers = {m.sim.number for m in sims if m.sim is not None}
-        await pool.wait_until(
-            lambda: {s.number for s in pool.live_numbers()} == numbers, EVENTUALLY_SECONDS
-        )
+        await farm.wait_live(numbers, EVENTUALLY_SECONDS)
         url = f"http://127.0.0.1:{daemon.admin_port}"
         code, out, _ = await cli("modems", "--admin", url)
         lines = assert_table(out, ["PORT", "ICCID", "NUMBER", "STATE"])
@@ -313,10 +297,6 @@ async def test_modems_and_trace_on_simulated_modems(
         finally:
             logging.getLogger("gateway.farm").removeHandler(watcher)
         await cli("trace", port, "off", "--admin", url)
-    finally:
-        await daemon.stop()
-        await market.stop()
-        await sims.stop()
     traced = [r.getMessage() for r in caplog.records if "event=at_trace " in r.getMessage()]
     assert traced and all(f"port={port} dir=" in line for line in traced)
     assert any("dir=out" in line for line in traced) and any("dir=in" in line for line in traced)

@@ -72,34 +72,17 @@ async def test_a_full_flow_logs_no_key_and_no_sms_text(
 async def test_simulated_modems_with_the_real_driver_log_no_sms_text(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    import httpx
+
     from drivers.simulator import make_demo_farm
-    from gateway.daemon import Daemon
-    from gateway.fake_marketplace import FakeMarketplace
     from tests.gateway.farm_harness import KEY as FARM_KEY
-    from tests.gateway.farm_harness import farm_config, quick_driver
+    from tests.gateway.farm_harness import running_daemon, started
 
     caplog.set_level(logging.DEBUG)
     sims = make_demo_farm(2)
-    await sims.start()
-    market = FakeMarketplace()
-    await market.start()
-    config = farm_config(
-        [m.path for m in sims],
-        market.url,
-        tmp_path / "simfarm.db",
-        {"admin": {"host": "127.0.0.1", "port": 0}},
-    )
-    daemon = Daemon(config, driver_factory=quick_driver)
-    try:
-        await daemon.start()
-        pool = daemon.pool
-        assert pool is not None
-        numbers = {m.sim.number for m in sims if m.sim is not None}
-        await pool.wait_until(
-            lambda: {s.number for s in pool.live_numbers()} == numbers, EVENTUALLY_SECONDS
-        )
-        import httpx
-
+    async with started(sims), running_daemon(tmp_path / "simfarm.db", sims) as farm:
+        daemon, market = farm.daemon, farm.market
+        await farm.wait_live({m.sim.number for m in sims if m.sim is not None}, EVENTUALLY_SECONDS)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.port}") as client:
             body = {"country": "germany", "operator": "any", "service": "vk", "sum": 10}
             reply = await client.post("/", json={"action": "GET_NUMBER", "key": FARM_KEY, **body})
@@ -111,10 +94,6 @@ async def test_simulated_modems_with_the_real_driver_log_no_sms_text(
             await market.wait_for(lambda received: len(received) >= 2, EVENTUALLY_SECONDS)
             finish = {"activationId": issued["activationId"], "status": 3}
             await client.post("/", json={"action": "FINISH_ACTIVATION", "key": FARM_KEY, **finish})
-    finally:
-        await daemon.stop()
-        await market.stop()
-        await sims.stop()
     assert {push.body["text"] for push in market.successes()} == {SINGLE_TEXT, LONG_TEXT}
     records = caplog.records
     assert records
