@@ -38,6 +38,7 @@ from gateway.api import ApiError, read_json
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import UnknownActivation
 from gateway.store import StoreError
+from gateway.supervisor import TaskTrouble
 
 if TYPE_CHECKING:
     from gateway.farm import Farm
@@ -69,6 +70,8 @@ class HealthSource(Protocol):
 
     def farm_running(self) -> bool: ...
 
+    def task_troubles(self) -> list[TaskTrouble]: ...
+
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
@@ -83,12 +86,13 @@ def error_response(message: str, status_code: int) -> Response:
 
 
 async def health_report(source: HealthSource) -> dict[str, Any]:
-    """Whether the API, the store and the farm are well; which modems are not ready.
+    """Whether the API, the store, the farm and the background tasks are well.
 
-    Well means: the marketplace API is serving, a write and read round trip through the store's
-    thread comes back within STORE_HEALTH_TIMEOUT_SECONDS, and the farm runs with at least one
-    SIM to sell. A modem that is not ready is listed but, while others sell, is not a failure:
-    one bad modem costs only its own SIM.
+    "ok" means: the marketplace API is serving, a write and read round trip through the store's
+    thread comes back within STORE_HEALTH_TIMEOUT_SECONDS, the farm runs with at least one SIM to
+    sell, and no background task is failing. "degraded": only tasks that selling does not depend
+    on are failing (the supervisor restarts them). Anything else is "failing". A modem that is
+    not ready is listed but, while others sell, is not a failure: it costs only its own SIM.
     """
     problems: list[str] = []
     api_ok = source.api_serving()
@@ -105,15 +109,26 @@ async def health_report(source: HealthSource) -> dict[str, Any]:
         problems.append("farm: the modem supervisor is not running")
     elif live == 0:
         farm_ok = False
-        problems.append("farm: no SIM is live, there is nothing to sell (see farm.not_ready)")
+        problems.append(_nothing_to_sell(farm, statuses))
     not_ready = [
         {"port": s.port, "state": s.state.value, "detail": s.detail}
         for s in statuses
         if s.state is not ModemState.READY
     ]
-    well = api_ok and store_ok and farm_ok
+    troubles = source.task_troubles()
+    for trouble in troubles:
+        problems.append(
+            f"task {trouble.name}: "
+            + ("restarted, not yet stable" if trouble.up else "down, restarting")
+            + f" ({trouble.restarts} restarts; last error: {trouble.last_error})"
+        )
+    tasks_ok = not any(t.vital for t in troubles)
+    if not (api_ok and store_ok and farm_ok and tasks_ok):
+        status = "failing"
+    else:
+        status = "degraded" if troubles else "ok"
     return {
-        "status": "ok" if well else "failing",
+        "status": status,
         "problems": problems,
         "api": {"ok": api_ok},
         "store": {"ok": store_ok, **({"detail": store_detail} if store_detail else {})},
@@ -123,8 +138,42 @@ async def health_report(source: HealthSource) -> dict[str, Any]:
             "ready": len(statuses) - len(not_ready),
             "live_sims": live,
             "not_ready": not_ready,
+            "ports": {
+                pattern: list(paths)
+                for pattern, paths in (farm.port_patterns if farm is not None else {}).items()
+            },
+        },
+        "tasks": {
+            "ok": not troubles,
+            "failing": [
+                {
+                    "task": t.name,
+                    "vital": t.vital,
+                    "up": t.up,
+                    "restarts": t.restarts,
+                    "failing_for_seconds": round(t.failing_for_seconds, 1),
+                    "last_error": t.last_error,
+                }
+                for t in troubles
+            ],
         },
     }
+
+
+def _nothing_to_sell(farm: Farm | None, statuses: list[ModemStatus]) -> str:
+    """Why no SIM is live, in words that point at the next thing to check."""
+    if statuses:
+        return "farm: no SIM is live, there is nothing to sell (see farm.not_ready)"
+    patterns = farm.port_patterns if farm is not None else {}
+    named = ", ".join(repr(pattern) for pattern in patterns) or "(none)"
+    return (
+        f"farm: no modem port found: [[modems]] port {named} matches nothing; "
+        "is the modem plugged in and are the udev rules installed?"
+    )
+
+
+#: Health statuses answered with 200 (the host sells); anything else is 503.
+SERVING_STATUSES = frozenset({"ok", "degraded"})
 
 
 async def _store_health(store: Store | None) -> tuple[bool, str | None]:
@@ -266,7 +315,7 @@ class AdminApi:
         report = self._health()
         if inspect.isawaitable(report):
             report = await report
-        return json_response(report, 200 if report.get("status") == "ok" else 503)
+        return json_response(report, 200 if report.get("status") in SERVING_STATUSES else 503)
 
     # --- acting -------------------------------------------------------------------------------
 
@@ -387,6 +436,7 @@ class AdminServer:
         self._sock: socket.socket | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -421,7 +471,21 @@ class AdminServer:
                     raise OSError(f"could not serve on {self.host}:{self.port}")
                 await asyncio.sleep(0.01)
 
+    async def serve(self) -> None:
+        """Serve until stop(); raise when serving ends otherwise, so a supervisor restarts it."""
+        if self._task is None or self._task.done():
+            if self._sock is not None:
+                self._sock.close()
+            await self.start()
+        assert self._task is not None
+        task = self._task
+        await asyncio.wait({task})  # a cancelled caller leaves the server to stop()
+        if not self._stopping:
+            task.result()
+            raise RuntimeError("the admin server stopped serving")
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             with contextlib.suppress(asyncio.CancelledError):

@@ -177,7 +177,7 @@ class MarketplaceApi:
             if inspect.isawaitable(extra):
                 extra = await extra
             report.update(extra)
-        return json_response(report, 200 if report.get("status") == "ok" else 503)
+        return json_response(report, 200 if report.get("status") in ("ok", "degraded") else 503)
 
 
 async def read_json(request: Request) -> Any:

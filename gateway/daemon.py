@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Route
@@ -20,11 +20,20 @@ from gateway.pool import Pool, PoolRules
 from gateway.push import PushSettings, PushWorker
 from gateway.sms_intake import SmsIntake
 from gateway.store import Store
+from gateway.supervisor import Supervisor, SupervisorTimings, TaskTrouble
 
 if TYPE_CHECKING:
     from gateway.config import Config
 
 log = logging.getLogger(__name__)
+
+#: The names of the supervised tasks (in logs, /health and simfarm_task_restarts_total).
+API_TASK = "api"
+PUSH_TASK = "push-worker"
+FARM_TASK = "farm"
+MULTIPART_TASK = "multipart-flush"
+ADMIN_TASK = "admin"
+WATCHDOG_TASK = "watchdog"
 
 
 def pool_rules(config: Config) -> PoolRules:
@@ -41,7 +50,11 @@ class Daemon:
     """One running simfarm: start() brings everything up, stop() takes it down in order."""
 
     def __init__(
-        self, config: Config, *, driver_factory: DriverFactory = default_driver_factory
+        self,
+        config: Config,
+        *,
+        driver_factory: DriverFactory = default_driver_factory,
+        supervisor_timings: SupervisorTimings | None = None,
     ) -> None:
         self.config = config
         self.driver_factory = driver_factory
@@ -53,8 +66,10 @@ class Daemon:
         self._server: BackgroundServer | None = None
         self._admin: AdminServer | None = None
         self.metrics = Metrics(self)
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._push_task: asyncio.Task[None] | None = None
+        self.supervisor = Supervisor(
+            on_restart=self.metrics.task_restarted,
+            timings=supervisor_timings or SupervisorTimings(),
+        )
 
     @property
     def port(self) -> int:
@@ -71,11 +86,21 @@ class Daemon:
         return await health_report(self)
 
     def api_serving(self) -> bool:
-        task = self._server._task if self._server is not None else None
-        return task is not None and not task.done()
+        return self._server is not None and self._server.serving
 
     def farm_running(self) -> bool:
-        return any(t.get_name() == "farm" and not t.done() for t in self._tasks)
+        return self.supervisor.is_up(FARM_TASK)
+
+    def status_line(self) -> str:
+        """What systemd shows for the service: where it serves, and an empty farm."""
+        line = f"serving on port {self.port}"
+        patterns = self.farm.port_patterns if self.farm is not None else {}
+        if patterns and not any(patterns.values()):
+            line += "; no modem port matches " + ", ".join(patterns)
+        return line
+
+    def task_troubles(self) -> list[TaskTrouble]:
+        return self.supervisor.troubles()
 
     async def start(self) -> None:
         config = self.config
@@ -95,13 +120,14 @@ class Daemon:
         )
         self.pool.on_push_queued(self.push.wake)
         self.pool.on_sms_stored(self.metrics.sms_stored)
-        self._push_task = asyncio.create_task(self.push.run(), name="push-worker")
+        self.supervisor.start(PUSH_TASK, self.push.run, vital=True)
         api = MarketplaceApi(self.pool, market.key, health=self.health, metrics=self.metrics)
         scrape = Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"])
         app = create_app(api, extra_routes=[scrape])
         self._server = BackgroundServer(app, config.server.host, config.server.port)
         await self._server.start()
         log.info("event=api_listening host=%s port=%d", config.server.host, self.port)
+        self.supervisor.start(API_TASK, self._server.serve, vital=True)
         intake = SmsIntake(
             self.pool, multipart_timeout_seconds=config.farm.multipart_timeout_seconds
         )
@@ -111,9 +137,12 @@ class Daemon:
             from gateway.simbank.service import Simbanks
 
             self.simbanks = Simbanks(config.simbanks, self.store, self.pool, self.farm)
-            await self.simbanks.start()  # holds every channel before its driver starts
-        self._tasks.append(asyncio.create_task(intake.run(), name="multipart-flush"))
-        self._tasks.append(asyncio.create_task(self.farm.run(), name="farm"))
+            # Holds every channel before its driver starts.
+            await self.simbanks.start(
+                lambda name, run: self.supervisor.start(name, run, vital=False)
+            )
+        self.supervisor.start(MULTIPART_TASK, intake.run, vital=False)
+        self.supervisor.start(FARM_TASK, self.farm.run, vital=True)
         await self._start_admin()
 
     async def _start_admin(self) -> None:
@@ -137,26 +166,54 @@ class Daemon:
             return
         self._admin = server
         log.info("event=admin_listening host=%s port=%d", admin.host, server.port)
+        self.supervisor.start(ADMIN_TASK, server.serve, vital=False)
+
+    def start_watchdog(self) -> bool:
+        """Ping systemd's watchdog while no vital task is lost; False when not asked to."""
+        interval = sd_notify.watchdog_interval()
+        if interval is None:
+            return False
+        log.info("event=watchdog_enabled interval_seconds=%.3f", interval)
+        self.supervisor.start(
+            WATCHDOG_TASK,
+            lambda: sd_notify.watchdog_pinger(interval, self.supervisor.vital_lost),
+            vital=False,
+        )
+        return True
 
     async def stop(self) -> None:
+        """Take everything down in order; completes whatever failed before or fails now."""
+        # Each part's supervised task is ended first, so that its end is not taken for a failure.
+        cancel = self.supervisor.cancel
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = []
         if self._admin is not None:
-            await self._admin.stop()
+            steps += [(ADMIN_TASK, lambda: cancel(ADMIN_TASK)), ("admin", self._admin.stop)]
         if self.simbanks is not None:
-            await self.simbanks.stop()
+            simbanks = self.simbanks
+            steps += [(name, lambda name=name: cancel(name)) for name in simbanks.spawned]
+            steps.append(("simbanks", simbanks.stop))
         if self.farm is not None:
-            await self.farm.stop()
+            steps += [(FARM_TASK, lambda: cancel(FARM_TASK)), ("farm", self.farm.stop)]
         if self._server is not None:
-            await self._server.stop()
-        if self.push is not None and self._push_task is not None:
-            await self.push.stop(self._push_task)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+            steps += [(API_TASK, lambda: cancel(API_TASK)), ("api", self._server.stop)]
+        if self.push is not None:
+            push = self.push
+            steps.append(
+                (
+                    PUSH_TASK,
+                    lambda: self.supervisor.retire(
+                        PUSH_TASK, push.request_stop, push.stop_grace_seconds
+                    ),
+                )
+            )
+        steps.append(("tasks", self.supervisor.stop))
         if self.store is not None:
-            await self.store.close()
+            steps.append(("store", self.store.close))
+        for name, step in steps:
+            try:
+                await step()
+            except Exception:
+                log.exception("event=stop_step_failed step=%s", name)
         log.info("event=daemon_stopped")
 
 
@@ -167,18 +224,15 @@ async def run_daemon(config: Config) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     daemon = Daemon(config)
-    watchdog: asyncio.Task[None] | None = None
     try:
         await daemon.start()
         # Pinged from this loop: if the loop blocks, the pings stop and systemd restarts us.
-        watchdog = sd_notify.start_watchdog()
-        sd_notify.notify("READY=1", f"STATUS=serving on port {daemon.port}")
+        daemon.start_watchdog()
+        sd_notify.notify("READY=1", f"STATUS={daemon.status_line()}")
         await stop.wait()
         log.info("event=stopping reason=signal")
         sd_notify.notify("STOPPING=1")
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
         await daemon.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -111,6 +111,8 @@ class Farm:
         self._traced: set[str] = set()  # ports whose every byte is logged (event=at_trace)
         self._held: set[str] = set()  # ports whose SIM is kept out of the pool (SIM banks)
         self._status_listeners: list[Callable[[str, ModemStatus], None]] = []
+        # Each port pattern and the ports it matched at the last scan (None before the first).
+        self._matched: dict[str, tuple[str, ...]] | None = None
 
     # --- ports ------------------------------------------------------------------------------
 
@@ -121,28 +123,66 @@ class Farm:
     def discover(self) -> dict[str, ModemConfig | None]:
         """Every port the configuration names that exists right now."""
         found: dict[str, ModemConfig | None] = {}
+        matched: dict[str, tuple[str, ...]] = {}
         for modem in self.config.modems:
             pattern = modem.port
             matches = glob.glob(pattern) if glob.has_magic(pattern) else [pattern]
-            for path in sorted(matches):
-                if os.path.exists(path):
-                    found.setdefault(path, modem)
+            existing = tuple(path for path in sorted(matches) if os.path.exists(path))
+            matched[pattern] = existing
+            for path in existing:
+                found.setdefault(path, modem)
         for path in self._extra_ports:
             if os.path.exists(path):
                 found.setdefault(path, None)
+        self._report_matches(matched)
         return found
 
+    @property
+    def port_patterns(self) -> dict[str, tuple[str, ...]]:
+        """Each configured `[[modems]] port` (path or glob) and the ports it matched last."""
+        return dict(self._matched or {})
+
+    def _report_matches(self, matched: dict[str, tuple[str, ...]]) -> None:
+        """Log what each configured port pattern matches, at start and whenever it changes."""
+        before, self._matched = self._matched, matched
+        for pattern, paths in matched.items():
+            if before is not None and before.get(pattern) == paths:
+                continue
+            if paths:
+                log.info(
+                    "event=ports_matched pattern=%s count=%d ports=%s",
+                    pattern,
+                    len(paths),
+                    ",".join(paths),
+                )
+            else:
+                log.warning(
+                    "event=ports_matched pattern=%s count=0 detail=%r",
+                    pattern,
+                    "no modem port found: is the modem plugged in, and are the udev rules "
+                    "installed (see docs/raspberry-pi.md)? The farm keeps looking.",
+                )
+
     def rescan(self) -> None:
-        """Start drivers for ports that appeared; let go of ports that vanished and stopped."""
+        """Start drivers for ports that appeared or came back; let go of ports that vanished.
+
+        A port whose driver ended (it vanished) is started again whenever its path exists, however
+        quickly it came back: udev may re-create a device node between two scans.
+        """
         if self._stopping:
             return
         present = self.discover()
         for path, modem in present.items():
-            if path not in self._ports:
+            port = self._ports.get(path)
+            if port is None:
                 port = _Port(path, modem)
                 self._ports[path] = port
-                port.task = asyncio.create_task(self._supervise(port), name=f"modem {path}")
                 log.info("event=port_added port=%s", path)
+            elif port.task is None or port.task.done():
+                log.info("event=port_back port=%s", path)
+            else:
+                continue
+            port.task = asyncio.create_task(self._supervise(port), name=f"modem {path}")
         for path, port in list(self._ports.items()):
             if path not in present and port.task is not None and port.task.done():
                 del self._ports[path]

@@ -38,8 +38,16 @@ class BackgroundServer:
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def serving(self) -> bool:
+        return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
+        if self._server.started:  # served before and ended: a uvicorn server runs only once
+            self._server = _Server(self._server.config)
+        self._stopping = False
         self._task = asyncio.create_task(self._server.serve(), name="http-server")
         async with asyncio.timeout(START_TIMEOUT_SECONDS):
             while not self._server.started:
@@ -58,7 +66,19 @@ class BackgroundServer:
     def port(self) -> int:
         return self._server.servers[0].sockets[0].getsockname()[1]
 
+    async def serve(self) -> None:
+        """Serve until stop(); raise when serving ends otherwise, so a supervisor restarts it."""
+        if not self.serving:
+            await self.start()
+        assert self._task is not None
+        task = self._task
+        await asyncio.wait({task})  # a cancelled caller leaves the server to stop()
+        if not self._stopping:
+            task.result()
+            raise RuntimeError("the HTTP server stopped serving")
+
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is None:
             return
         self._server.should_exit = True

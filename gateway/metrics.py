@@ -91,6 +91,12 @@ class Metrics:
             "Parts of multipart SMS joined into stored SMS.",
             registry=self.registry,
         )
+        self.task_restarts = Counter(
+            "simfarm_task_restarts",
+            "Background tasks started again after they failed, by task.",
+            ["task"],
+            registry=self.registry,
+        )
         for outcome in GET_NUMBER_OUTCOMES:
             self.get_number.labels(outcome)
         for action in ACTIONS:
@@ -105,6 +111,10 @@ class Metrics:
     def request_done(self, action: str, seconds: float) -> None:
         """A marketplace request of `action` was answered after `seconds`."""
         self.request_seconds.labels(action).observe(seconds)
+
+    def task_restarted(self, task: str) -> None:
+        """The supervisor started `task` again after it failed."""
+        self.task_restarts.labels(task).inc()
 
     def get_number_done(self, outcome: str) -> None:
         """A GET_NUMBER ended in `outcome` (one of GET_NUMBER_OUTCOMES)."""

@@ -22,6 +22,7 @@ import asyncio
 import logging
 import os
 import socket
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -112,23 +113,35 @@ def watchdog_interval() -> float | None:
     return usec / 1_000_000
 
 
-async def watchdog_pinger(interval: float) -> None:
+async def watchdog_pinger(interval: float, lost: Callable[[], Sequence[str]] = lambda: ()) -> None:
     """Send "WATCHDOG=1" now and then every ``interval`` / 2 seconds, until cancelled.
 
-    Run it as a task on the daemon's event loop (see ``start_watchdog``); it never returns.
+    ``lost()`` names what the process cannot heal by itself (a vital task that keeps failing):
+    while it names anything, no ping is sent, so systemd restarts the service. Run it as a task on
+    the daemon's event loop (see ``start_watchdog``); it never returns.
     """
     if interval <= 0:
         raise ValueError(f"watchdog interval must be positive, got {interval!r}")
     period = interval * WATCHDOG_PING_FRACTION
+    withheld = False
     while True:
-        notify("WATCHDOG=1")
+        gone = list(lost())
+        if not gone:
+            notify("WATCHDOG=1")
+        elif not withheld:
+            log.error(
+                "event=watchdog_withheld tasks=%s detail=%r",
+                ",".join(gone),
+                "vital tasks keep failing: systemd will restart the daemon",
+            )
+        withheld = bool(gone)
         await asyncio.sleep(period)
 
 
-def start_watchdog() -> asyncio.Task[None] | None:
+def start_watchdog(lost: Callable[[], Sequence[str]] = lambda: ()) -> asyncio.Task[None] | None:
     """Start ``watchdog_pinger`` on the running loop when systemd asked for pings, else None."""
     interval = watchdog_interval()
     if interval is None:
         return None
     log.info("event=watchdog_enabled interval_seconds=%.3f", interval)
-    return asyncio.create_task(watchdog_pinger(interval), name="sd-watchdog")
+    return asyncio.create_task(watchdog_pinger(interval, lost), name="sd-watchdog")

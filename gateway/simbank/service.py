@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from drivers.simbank_board import SerialSwitchBoard
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 LIVE_SHARE_WINDOW_SECONDS = 24 * 3600.0
 
 SwitcherFactory = Callable[["SimbankConfig", Callable[[], bool]], SlotSwitcher]
+#: Runs a named long-running coroutine function (the daemon's supervisor, in production).
+Spawn = Callable[[str, Callable[[], Awaitable[None]]], None]
 
 
 def serial_switcher(bank: SimbankConfig, row_wide_allowed: Callable[[], bool]) -> SlotSwitcher:
@@ -77,9 +79,14 @@ class Simbanks:
         self.clock = clock
         self.rotations: list[BankRotation] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.spawned: list[str] = []  # names of the rotations handed to `spawn`
 
-    async def start(self) -> None:
-        """Hold every channel (nothing is offered before its ICCID is read), then run."""
+    async def start(self, spawn: Spawn | None = None) -> None:
+        """Hold every channel (nothing is offered before its ICCID is read), then run.
+
+        `spawn(name, run)` runs each board's rotation (the daemon's supervisor restarts one that
+        fails); without it each runs as a plain task.
+        """
         for bank in self.banks:
             inventory = Inventory(self.store, bank.port, bank.channels, bank.slots, self.clock)
             await inventory.load()
@@ -103,9 +110,15 @@ class Simbanks:
             rotation.hold_all()
             self.farm.on_status(rotation.status_changed)
             self.rotations.append(rotation)
-            self._tasks.append(asyncio.create_task(rotation.run(), name=f"simbank {bank.port}"))
+            name = f"simbank {bank.port}"
+            if spawn is not None:
+                spawn(name, rotation.run)
+                self.spawned.append(name)
+            else:
+                self._tasks.append(asyncio.create_task(rotation.run(), name=name))
 
     async def stop(self) -> None:
+        """Stop the rotations (those handed to `spawn` must have been cancelled first)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
