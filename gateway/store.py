@@ -10,11 +10,13 @@ database file is upgraded, never replaced.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,6 +176,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX simbank_rotations_open ON simbank_rotations(board, channel)
         WHERE finished_at IS NULL;
     CREATE INDEX simbank_rotations_by_start ON simbank_rotations(started_at);
+    """,
+    # 4: one row the health check rewrites while writes fail, to see whether storage is back
+    """
+    CREATE TABLE store_probe (
+        id         INTEGER PRIMARY KEY CHECK (id = 1),
+        checked_at REAL NOT NULL
+    );
     """,
 )
 
@@ -433,6 +442,8 @@ class Store:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
+        #: Why the last write failed, until a write succeeds again (None while writes work).
+        self.write_failure: str | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -486,13 +497,27 @@ class Store:
         conn.close()
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
-        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        """Run a batch in one transaction; whatever SQLite raises fails jobs, never the thread."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            outcomes = self._run_in_transaction(conn, batch)
         except sqlite3.Error as exc:
-            for job in batch:
-                job.loop.call_soon_threadsafe(_resolve, job.future, None, StoreError(str(exc)))
-            return
+            self._write_failed(f"{exc}")
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            outcomes = [(job, None, StoreError(str(exc))) for job in batch]
+        for job, result, error in outcomes:
+            if isinstance(error, sqlite3.Error):
+                error = StoreError(str(error))
+            job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+
+    def _run_in_transaction(
+        self, conn: sqlite3.Connection, batch: list[_Job]
+    ) -> list[tuple[_Job, Any, BaseException | None]]:
+        outcomes: list[tuple[_Job, Any, BaseException | None]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        changes_before = conn.total_changes
+        storage_error: sqlite3.Error | None = None
         for job in batch:
             conn.execute("SAVEPOINT job")
             try:
@@ -500,23 +525,36 @@ class Store:
             except Exception as exc:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
+                if isinstance(exc, sqlite3.OperationalError):
+                    storage_error = exc  # full, read-only, I/O: the storage fails, not the job
                 outcomes.append((job, None, exc))
             else:
                 conn.execute("RELEASE job")
                 outcomes.append((job, result, None))
+        wrote = conn.total_changes != changes_before
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             log.error("event=commit_failed error=%r", str(exc))
-            try:
+            self._write_failed(f"commit failed: {exc}")
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
-            outcomes = [(job, None, StoreError(f"commit failed: {exc}")) for job, _, _ in outcomes]
-        for job, result, error in outcomes:
-            if isinstance(error, sqlite3.Error):
-                error = StoreError(str(error))
-            job.loop.call_soon_threadsafe(_resolve, job.future, result, error)
+            return [(job, None, StoreError(f"commit failed: {exc}")) for job, _, _ in outcomes]
+        if storage_error is not None:
+            self._write_failed(str(storage_error))
+        elif wrote:
+            self._writes_work()
+        return outcomes
+
+    def _write_failed(self, error: str) -> None:
+        if self.write_failure is None:
+            log.warning("event=store_writes_failing error=%r", error)
+        self.write_failure = error
+
+    def _writes_work(self) -> None:
+        if self.write_failure is not None:
+            log.info("event=store_writes_back previous_error=%r", self.write_failure)
+        self.write_failure = None
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(conn)` on the writer thread inside a transaction; resolves once committed."""
@@ -1077,7 +1115,14 @@ class Store:
         return await self.run(count)
 
     async def ping(self) -> bool:
-        """A round trip through the writer thread: take the write lock, write and read back."""
+        """A round trip through the writer thread: take the write lock, write and read back.
+
+        While real writes fail (a full disk, a read-only file system), the probe writes to the
+        database file itself, so the answer says whether storage is back; otherwise it writes a
+        temporary table only (a health check polled every second must not wear an SD card).
+        Raises StoreError while writes fail.
+        """
+        probe_disk = self.write_failure is not None
 
         def ping(conn: sqlite3.Connection) -> bool:
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS health_probe (value INTEGER)")
@@ -1085,6 +1130,14 @@ class Store:
             conn.execute("INSERT INTO health_probe (value) VALUES (1)")
             row = conn.execute("SELECT value FROM health_probe").fetchone()
             conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            if probe_disk:
+                conn.execute(
+                    "INSERT OR REPLACE INTO store_probe (id, checked_at) VALUES (1, ?)",
+                    (time.time(),),
+                )
             return row is not None and row[0] == 1
 
-        return await self.run(ping)
+        ok = await self.run(ping)
+        if self.write_failure is not None:
+            raise StoreError(f"writes fail: {self.write_failure}")
+        return ok

@@ -62,6 +62,7 @@ class _Supervised:
     failing_since: float | None = None
     last_error: str = ""
     retiring: bool = False  # asked to end: its return is the end, not a failure
+    backing_off: bool = False  # failed, waiting to be started again
 
 
 class Supervisor:
@@ -129,11 +130,10 @@ class Supervisor:
             return
         entry.retiring = True
         ask()
-        if not entry.up:
-            entry.task.cancel()  # waiting out a back-off: nothing to finish
-        try:
-            await asyncio.wait_for(asyncio.shield(entry.task), timeout)
-        except TimeoutError:
+        if entry.backing_off:
+            entry.task.cancel()  # nothing runs that could finish anything
+        done, _ = await asyncio.wait({entry.task}, timeout=timeout)
+        if not done:
             entry.task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await entry.task
@@ -197,5 +197,9 @@ class Supervisor:
                 entry.restarts,
                 backoff,
             )
-            await asyncio.sleep(backoff)
+            entry.backing_off = True
+            try:
+                await asyncio.sleep(backoff)
+            finally:
+                entry.backing_off = False
             backoff = min(backoff * 2, self.timings.backoff_max_seconds)
