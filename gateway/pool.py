@@ -358,10 +358,9 @@ class Pool:
             raise ValueError(f"status must be one of {sorted(VALID_STATUSES)}")
         activation = await self._still_open(activation_id)
         if activation is None:
+            await self._finish_released(activation_id, status, finish_sum)
             return
-        effect: str | None = None
-        if not activation.rent:
-            effect = "bar" if status in BARRING_STATUSES else "issue"
+        effect = self._history_effect(activation, status)
         # The history changes in memory before the write is queued: a SIM whose history is
         # still loading then merges it as a delta, and one loaded later reads it from disk.
         undo_history = self._apply_history(activation.number, activation.service, effect)
@@ -379,6 +378,61 @@ class Pool:
             activation.number,
             status,
         )
+
+    @staticmethod
+    def _history_effect(activation: ActivationRecord, status: int) -> str | None:
+        if activation.rent:
+            return None
+        return "bar" if status in BARRING_STATUSES else "issue"
+
+    async def _finish_released(
+        self, activation_id: int, status: int, finish_sum: float | None
+    ) -> None:
+        """A FINISH for an activation the operator released: its status still counts.
+
+        The operator's release frees the number at once; the marketplace may still report the
+        sale afterwards, and a sale bars the number for the service like any other (the double
+        sale `release` exists to avoid). Idempotent: only the first status is recorded.
+        """
+        if activation_id in self._finishing:
+            await asyncio.shield(self._finishing[activation_id])
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing[activation_id] = future
+        try:
+            released = await self.store.released_activation(activation_id)
+            if released is not None:
+                effect = self._history_effect(released, status)
+                undo = self._apply_history(released.number, released.service, effect)
+                try:
+                    recorded = await self.store.finish_activation(
+                        activation_id,
+                        status=status,
+                        finish_sum=finish_sum,
+                        finished_at=self.clock(),
+                        history_effect=effect,
+                        released=True,
+                    )
+                except BaseException:
+                    undo()
+                    raise
+                if recorded:
+                    log.info(
+                        "event=released_activation_finished activation_id=%d number=%s status=%d",
+                        activation_id,
+                        released.number,
+                        status,
+                    )
+                else:
+                    undo()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked retrieved; concurrent waiters still get it raised
+            raise
+        else:
+            future.set_result(None)
+        finally:
+            del self._finishing[activation_id]
 
     async def release(self, activation_id: int) -> ActivationRecord | None:
         """Close an activation the marketplace forgot, on the operator's word.

@@ -701,26 +701,34 @@ class Store:
         finish_sum: float | None,
         finished_at: float,
         history_effect: str | None,
-    ) -> None:
+        released: bool = False,
+    ) -> bool:
         """Close an activation and apply its effect on the number's history for the service.
 
-        `history_effect` is "bar" (status 3 and 1), "issue" (4, 5 and 2) or None (rent).
+        `history_effect` is "bar" (status 3 and 1), "issue" (4, 5 and 2) or None (rent). With
+        `released`, the activation is one the operator released: its status is recorded late
+        (it stays closed when it was). Returns whether anything changed.
         """
 
-        def finish(conn: sqlite3.Connection) -> None:
+        def finish(conn: sqlite3.Connection) -> bool:
+            open_or_released = (
+                "finished_at IS NOT NULL AND finish_status IS NULL"
+                if released
+                else "finished_at IS NULL"
+            )
             row = conn.execute(
-                "SELECT number, service FROM activations WHERE id = ? AND finished_at IS NULL",
+                f"SELECT number, service FROM activations WHERE id = ? AND {open_or_released}",
                 (activation_id,),
             ).fetchone()
             if row is None:
-                return
+                return False
             conn.execute(
-                "UPDATE activations SET finished_at = ?, finish_status = ?, finish_sum = ?"
-                " WHERE id = ?",
+                "UPDATE activations SET finished_at = coalesce(finished_at, ?),"
+                " finish_status = ?, finish_sum = ? WHERE id = ?",
                 (finished_at, status, finish_sum, activation_id),
             )
             if history_effect is None:
-                return
+                return True
             number, service = row
             barred, issues = (1, 0) if history_effect == "bar" else (0, 1)
             conn.execute(
@@ -730,8 +738,9 @@ class Store:
                 " last_status = excluded.last_status, updated_at = excluded.updated_at",
                 (number, service, issues, barred, status, finished_at),
             )
+            return True
 
-        await self.run(finish)
+        return await self.run(finish)
 
     async def activation_known(self, activation_id: int) -> bool:
         def known(conn: sqlite3.Connection) -> bool:
@@ -739,6 +748,20 @@ class Store:
             return row.fetchone() is not None
 
         return await self.run(known)
+
+    async def released_activation(self, activation_id: int) -> ActivationRecord | None:
+        """The activation with this id if the operator released it and no status came since."""
+
+        def released(conn: sqlite3.Connection) -> ActivationRecord | None:
+            row = conn.execute(
+                "SELECT id, number, iccid, service, rent, country, operator, sum, created_at"
+                " FROM activations WHERE id = ? AND finished_at IS NOT NULL"
+                " AND finish_status IS NULL",
+                (activation_id,),
+            ).fetchone()
+            return None if row is None else ActivationRecord(*row[:4], bool(row[4]), *row[5:])
+
+        return await self.run(released)
 
     async def release_activation(self, activation_id: int, released_at: float) -> bool:
         """Close an open activation on the operator's word: no status, no history effect.

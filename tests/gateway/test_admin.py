@@ -304,6 +304,40 @@ async def test_sms_lists_the_latest_with_their_texts(tmp_path: Path) -> None:
 # --- release ----------------------------------------------------------------------------------
 
 
+async def test_a_late_finish_after_a_release_still_counts(tmp_path: Path) -> None:
+    """Released by the operator, then sold after all: the number is never issued twice."""
+    async with running_daemon(tmp_path, 1) as farm:
+        issued = await farm.get_number("tg")
+        assert issued["status"] == "SUCCESS"
+        released = await farm.admin(
+            "POST", "/release", json={"activationId": issued["activationId"]}
+        )
+        assert released.status_code == 200
+        finishes = [
+            await farm.action("FINISH_ACTIVATION", activationId=issued["activationId"], status=3)
+            for _ in range(2)  # the marketplace may repeat itself: idempotent
+        ]
+        assert finishes == [{"status": "SUCCESS"}] * 2
+        assert (await farm.get_number("tg"))["status"] == "NO_NUMBERS"
+        cancelled = await farm.action(
+            "FINISH_ACTIVATION", activationId=issued["activationId"], status=4
+        )
+        assert cancelled == {"status": "SUCCESS"}  # the first status stands
+        # The number sells for the other services, and its history is on disk.
+        other = await farm.get_number("wa")
+        assert other["status"] == "SUCCESS" and other["number"] == issued["number"]
+    with sqlite3.connect(tmp_path / "simfarm.db") as db:
+        status = db.execute(
+            "SELECT finish_status FROM activations WHERE id = ?", (issued["activationId"],)
+        ).fetchone()
+        history = db.execute(
+            "SELECT issues, barred, last_status FROM history WHERE service = 'tg'"
+        ).fetchall()
+    assert status == (3,)
+    assert history == [(0, 1, 3)]
+
+
+
 async def test_release_frees_the_number_without_touching_its_history(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -342,15 +376,16 @@ async def test_release_frees_the_number_without_touching_its_history(
     assert twice.status_code == 409 and "already finished" in twice.json()["error"]
     assert unknown.status_code == 404 and unknown.json()["error"] == "no activation 999"
     assert bad == [400, 400, 400, 400, 400]
-    assert finish["status"] == "SUCCESS"  # a late FINISH changes nothing and is not an error
+    assert finish["status"] == "SUCCESS"
     with sqlite3.connect(tmp_path / "simfarm.db") as db:
         row = db.execute(
             "SELECT finished_at IS NOT NULL, finish_status FROM activations WHERE id = ?",
             (issued["activationId"],),
         ).fetchone()
         history = db.execute("SELECT issues, barred FROM history WHERE service = 'vk'").fetchone()
-    assert row == (1, None)
-    assert history == (3, 0)
+    # The release counted nothing; the late FINISH's sale counts (see the test below).
+    assert row == (1, 3)
+    assert history == (3, 1)
     assert any(
         "event=activation_released_by_operator" in r.getMessage()
         and f"activation_id={issued['activationId']}" in r.getMessage()
