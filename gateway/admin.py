@@ -90,8 +90,8 @@ async def health_report(source: HealthSource) -> dict[str, Any]:
 
     "ok" means: the marketplace API is serving, a write and read round trip through the store's
     thread comes back within STORE_HEALTH_TIMEOUT_SECONDS, the farm runs with at least one SIM to
-    sell, and no background task is failing. "degraded": only tasks that selling does not depend
-    on are failing (the supervisor restarts them). Anything else is "failing". A modem that is
+    sell, and no background task is failing. "degraded": a task failed and is being restarted,
+    but none that selling depends on is down. Anything else is "failing". A modem that is
     not ready is listed but, while others sell, is not a failure: it costs only its own SIM.
     """
     problems: list[str] = []
@@ -122,7 +122,7 @@ async def health_report(source: HealthSource) -> dict[str, Any]:
             + ("restarted, not yet stable" if trouble.up else "down, restarting")
             + f" ({trouble.restarts} restarts; last error: {trouble.last_error})"
         )
-    tasks_ok = not any(t.vital for t in troubles)
+    tasks_ok = not any(t.vital and not t.up for t in troubles)  # a vital task is down
     if not (api_ok and store_ok and farm_ok and tasks_ok):
         status = "failing"
     else:
@@ -232,7 +232,13 @@ class AdminApi:
     async def modems(self, request: Request) -> Response:
         farm = self.source.farm
         statuses = farm.statuses() if farm is not None else []
-        return json_response({"modems": [self.modem_row(s) for s in statuses]})
+        patterns = farm.port_patterns if farm is not None else {}
+        return json_response(
+            {
+                "modems": [self.modem_row(s) for s in statuses],
+                "ports": {pattern: list(paths) for pattern, paths in patterns.items()},
+            }
+        )
 
     def modem_row(self, status: ModemStatus) -> dict[str, Any]:
         """One modem as the operator sees it: the driver's snapshot and the pool's names."""

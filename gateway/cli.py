@@ -379,7 +379,9 @@ def _modems(client: AdminClient, args: argparse.Namespace) -> int:
         return EXIT_OK
     rows = payload["modems"]
     if not rows:
-        print("no modems: no configured port exists (see [[modems]] and `ls /dev/simfarm`)")
+        patterns = list(payload.get("ports") or {})
+        named = ", ".join(patterns) if patterns else "none is configured"
+        print(f"no modems: no configured [[modems]] port exists ({named}); `ls` it to check")
         return EXIT_OK
     print(
         render_table(

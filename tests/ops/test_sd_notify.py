@@ -207,3 +207,39 @@ async def test_a_blocked_loop_sends_no_ping(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_pings_stop_while_a_vital_task_is_lost(
+    systemd_socket: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A vital task the supervisor cannot bring back: no more pings, so systemd restarts us."""
+    systemd_socket.setblocking(False)
+    lost: list[str] = []
+    period_seconds = 0.02
+    task = asyncio.create_task(sd_notify.watchdog_pinger(period_seconds * 2, lambda: lost))
+    try:
+        assert await _receive_async(systemd_socket) == "WATCHDOG=1"
+        with caplog.at_level(logging.ERROR, logger="gateway.sd_notify"):
+            lost.append("push-worker")
+            # Once the pinger has seen the loss (it logs it), nothing more is sent.
+            for _ in range(int(RECEIVE_TIMEOUT_SECONDS / period_seconds)):
+                if any("event=watchdog_withheld" in r.getMessage() for r in caplog.records):
+                    break
+                await asyncio.sleep(period_seconds)
+        for _ in range(1_000):  # drain pings sent before it saw the loss
+            try:
+                systemd_socket.recv(4096)
+            except BlockingIOError:
+                break
+        for _ in range(5):  # several ping periods pass with the loop running
+            await asyncio.sleep(period_seconds)
+        with pytest.raises(BlockingIOError):
+            systemd_socket.recv(4096)
+        withheld = [r for r in caplog.records if "event=watchdog_withheld" in r.getMessage()]
+        assert len(withheld) == 1 and "tasks=push-worker" in withheld[0].getMessage()
+        lost.clear()  # healed after all: pings resume
+        assert await _receive_async(systemd_socket) == "WATCHDOG=1"
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
