@@ -312,6 +312,19 @@ class Farm:
         return known.number if known is not None else None
 
     async def _supervise(self, port: _Port) -> None:
+        """Run the port's driver, again and again, until the port is gone or the farm stops.
+
+        Whatever goes wrong here is logged; the next rescan starts a port whose task ended
+        while its path exists, so no port is left undriven.
+        """
+        try:
+            await self._drive(port)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("event=task_failed task=%r error=%r", f"modem {port.path}", str(exc))
+
+    async def _drive(self, port: _Port) -> None:
         backoff = RESTART_BACKOFF_MIN_SECONDS
         while not self._stopping:
             started = self._clock()
