@@ -16,6 +16,7 @@ from stdnum import luhn
 
 from drivers import gsm7
 from drivers.at_errors import ReplyParseError
+from drivers.at_registration import Registration, parse_creg
 
 __all__ = [
     "CnmiSupport",
@@ -181,11 +182,41 @@ def parse_cpms_set(line: str) -> tuple[StorageCount, ...]:
     )
 
 
+def _split_outside_parentheses(text: str) -> list[str]:
+    """Split on commas outside parentheses; quotes are ignored (see `parse_cpms_test`)."""
+    fields: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            fields.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current).strip())
+    return fields
+
+
+def _memory_names(field: str) -> tuple[str, ...]:
+    """`("SM","ME")` or a bare `"ME"` -> its memory names; `()` or nothing -> ()."""
+    inner = field.strip()
+    if inner.startswith("("):
+        inner = inner[1:]
+        if inner.endswith(")"):
+            inner = inner[:-1]
+    return tuple(_unquote(name).upper() for name in inner.split(",") if _unquote(name))
+
+
 def parse_cpms_test(line: str) -> CpmsSupport:
     """`+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")` and the forms seen in the field.
 
-    Without parentheses (`+CPMS: "SM","SM","SM"`) three fields are one memory per parameter;
-    any other count is taken as one list valid for every parameter. An empty list
+    Each parameter is a parenthesised list or a single bare memory, also mixed
+    (`("ME","MT"),"ME",("SM")`). Without any parentheses, three fields are one memory per
+    parameter and any other count is one list valid for every parameter. An empty list
     (`+CPMS: `) means the modem names no memories.
     """
     body = _body(line, "+CPMS")
@@ -195,10 +226,7 @@ def parse_cpms_test(line: str) -> CpmsSupport:
     # `(ME", "SR")`) are simply dropped instead of being trusted for splitting.
     groups: list[tuple[str, ...]]
     if "(" in body:
-        groups = [
-            tuple(_unquote(name).upper() for name in inner.split(",") if _unquote(name))
-            for inner in re.findall(r"\(([^)]*)\)?", body)
-        ]
+        groups = [_memory_names(field) for field in _split_outside_parentheses(body)][:3]
     else:
         fields = [_unquote(field).upper() for field in body.split(",")]
         if len(fields) == 3:
@@ -214,79 +242,7 @@ def parse_cpms_test(line: str) -> CpmsSupport:
     return CpmsSupport(groups[0], groups[1], groups[2])
 
 
-# -- registration: +CREG / +CGREG / +CEREG -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """`+CREG`/`+CGREG`/`+CEREG`: `n` only in the query form; LAC/TAC and cell id as numbers."""
-
-    command: str
-    n: int | None
-    stat: int
-    lac: int | None
-    ci: int | None
-    act: int | None
-
-    @property
-    def registered(self) -> bool:
-        """Home or roaming, including the SMS-only states 6/7 of LTE modems."""
-        return self.stat in (1, 5, 6, 7)
-
-    @property
-    def roaming(self) -> bool:
-        return self.stat in (5, 7)
-
-
-def _hex_field(field: str, line: str) -> int | None:
-    value = field.replace('"', "").strip()
-    if not value:
-        return None
-    if not _HEX.match(value):
-        raise ReplyParseError(f"location/cell id is not hex in {line!r}")
-    return int(value, 16)
-
-
-def _looks_like_location(field: str) -> bool:
-    """Quoted or hex with letters: a LAC/CI field, not a small decimal like n or stat."""
-    value = field.strip()
-    return '"' in value or bool(re.search(r"[A-Fa-f]", value)) or len(value) > 2
-
-
-def parse_creg(line: str, *, query: bool | None = None) -> Registration:
-    """Query form `+CREG: <n>,<stat>[,<lac>,<ci>[,<act>]]` or URC form `+CREG: <stat>[,…]`.
-
-    `query` says which form to expect; without it the form is inferred from where the first
-    LAC-looking field (quoted, hex, long) sits. Fields are split on every comma and quotes are
-    stripped per field, so mismatched or single quotes (`2,1,"0B,"0100701",7`, `2,1,"5E25`)
-    still give their values.
-    """
-    text = line.strip()
-    match = re.match(r"^(\+C(?:G|E|5G)?REG)\s*:\s*(.*)$", text, re.IGNORECASE)
-    if match is None:
-        raise ReplyParseError(f"not a registration line: {line!r}")
-    command = match.group(1).upper()
-    fields = [field.strip() for field in match.group(2).split(",")]
-    if not fields or fields == [""]:
-        raise ReplyParseError(f"empty registration line: {line!r}")
-    if query is None:
-        first_location = next(
-            (at for at, field in enumerate(fields) if _looks_like_location(field)), None
-        )
-        if first_location is not None:
-            query = first_location >= 2
-        else:
-            query = len(fields) in (2, 4, 5) and fields[0] in ("0", "1", "2", "3")
-    offset = 1 if query else 0
-    if len(fields) <= offset:
-        raise ReplyParseError(f"registration line without a status: {line!r}")
-    n = _int(fields[0], "n", line) if query else None
-    stat = _int(fields[offset], "status", line)
-    rest = fields[offset + 1 :]
-    lac = _hex_field(rest[0], line) if len(rest) > 0 else None
-    ci = _hex_field(rest[1], line) if len(rest) > 1 else None
-    act = _optional_int(rest[2], "access technology", line) if len(rest) > 2 else None
-    return Registration(command, n, stat, lac, ci, act)
+# -- registration: +CREG / +CGREG / +CEREG / +C5GREG lives in drivers.at_registration ----------
 
 
 # -- new message indications: +CNMI=? ------------------------------------------------------------

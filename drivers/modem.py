@@ -245,7 +245,7 @@ class ModemDriver:
                 log.warning("event=storage_full_urc port=%s line=%r", self.port, urc.line)
             self._receiver.sweep_wanted = True
         elif name in ("+CREG", "+CGREG", "+CEREG"):
-            if self._registration.update_from_line(urc.line, query=False):
+            if self._registration.update_from_line(urc.line, solicited=False):
                 log.info(
                     "event=registration port=%s registration=%s",
                     self.port,

@@ -101,8 +101,8 @@ def test_every_creg_capture_parses(gammu_data: Path, dump: Path) -> None:
         assert lines == []  # the modem answered a bare OK
         return
     assert len(lines) == 1
-    registration = parse_creg(lines[0], query=True)
-    assert registration == parse_creg(lines[0])  # the inferred form agrees
+    registration = parse_creg(lines[0], solicited=True)
+    assert registration == parse_creg(lines[0])  # the form inferred from the shape agrees
     assert registration.n is not None
 
 
@@ -132,13 +132,16 @@ def test_creg_urc_and_other_registrations() -> None:
     assert (urc.n, urc.stat, urc.lac, urc.ci) == (None, 1, 0x5E25, 0x605F)
     assert urc.registered and not urc.roaming
     assert parse_creg("+CREG: 5").roaming
-    assert parse_creg("+CREG: 1", query=False).stat == 1
+    assert parse_creg("+CREG: 1", solicited=True).stat == 1  # a lone <stat> even as a reply
     cgreg = parse_creg('+CGREG: 2,1,"1A2B","01C3D4E5",7')
     assert (cgreg.command, cgreg.n, cgreg.lac, cgreg.act) == ("+CGREG", 2, 0x1A2B, 7)
     cereg = parse_creg('+CEREG: 1,"00C3","0A1B2C3D",7')
     assert (cereg.command, cereg.n, cereg.stat, cereg.ci) == ("+CEREG", None, 1, 0x0A1B2C3D)
     assert not parse_creg("+CEREG: 0,2").registered
-    for junk in ("+CREG:", "+CSQ: 1,2", '+CREG: 2,1,"XYZ!"', "+CREG: x"):
+    # A location that is not hex is unknown, not a reason to lose a readable <stat>.
+    odd_location = parse_creg('+CREG: 2,1,"XYZ!"', solicited=True)
+    assert (odd_location.stat, odd_location.lac) == (1, None)
+    for junk in ("+CREG:", "+CSQ: 1,2", "+CREG: x", "+CREG: 2,x", '+CREG: x,1,"5E25","605F"'):
         with pytest.raises(ReplyParseError):
             parse_creg(junk)
 
