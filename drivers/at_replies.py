@@ -57,6 +57,7 @@ __all__ = [
 
 _HEX = re.compile(r"^[0-9A-Fa-f]*$")
 _INT = re.compile(r"^\d+$")
+_LENGTH_THEN_PDU = re.compile(r"^(\d+)\s+([0-9A-Fa-f]+)$")
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -120,10 +121,22 @@ def _lines(lines: str | Iterable[str]) -> list[str]:
 
 
 def _pdu(text: str, line: str) -> str:
+    """The hex PDU of a listing. An odd digit count (Pantech) is kept: the codec refuses it and
+    the message is handed over raw, where refusing here would leave it on the modem for good."""
     pdu = _unquote(text)  # a stray quote after the PDU has been seen in the field
-    if not pdu or not _HEX.match(pdu) or len(pdu) % 2:
+    if not pdu or not _HEX.match(pdu):
         raise ReplyParseError(f"not a hex PDU: {line!r}")
     return pdu.upper()
+
+
+def _pdu_on_header(fields: list[str]) -> str | None:
+    """The PDU when a header carries it after its length (`+CMGR: 1,,147 0791…`): the last
+    field is cut back to the length and the PDU returned; None for the usual two lines."""
+    joined = _LENGTH_THEN_PDU.match(fields[-1])
+    if joined is None:
+        return None
+    fields[-1] = joined.group(1)
+    return joined.group(2)
 
 
 # -- message storage: +CPMS ---------------------------------------------------------------------
@@ -437,15 +450,18 @@ def parse_cmgr(lines: str | Iterable[str]) -> StoredMessage | None:
         raise ReplyParseError(f"no +CMGR line in {found!r}")
     header = found[header_at]
     fields = _split(_body(header, "+CMGR"))
-    if header_at + 1 >= len(found):
-        raise ReplyParseError(f"+CMGR header without a PDU line: {header!r}")
+    pdu = _pdu_on_header(fields)
+    if pdu is None:
+        if header_at + 1 >= len(found):
+            raise ReplyParseError(f"+CMGR header without a PDU line: {header!r}")
+        pdu = found[header_at + 1]
     # <stat>,[<alpha>],<length>; seen in the field: `<stat>,<length>`, `<length>` alone, and
     # `<index>,<stat>,,<length>`. The length is always last, the alpha just before it.
     length = _int(fields[-1], "length", header)
     stat_field = fields[-3] if len(fields) >= 3 else (fields[0] if len(fields) == 2 else None)
     stat = _optional_int(stat_field, "status", header)
     alpha = (_unquote(fields[-2]) or None) if len(fields) >= 3 else None
-    return StoredMessage(stat, alpha, length, _pdu(found[header_at + 1], found[header_at + 1]))
+    return StoredMessage(stat, alpha, length, _pdu(pdu, pdu))
 
 
 def parse_cmgl(lines: str | Iterable[str]) -> list[ListedMessage]:
@@ -460,13 +476,17 @@ def parse_cmgl(lines: str | Iterable[str]) -> list[ListedMessage]:
         fields = _split(_body(header, "+CMGL"))
         if len(fields) < 3:
             raise ReplyParseError(f"+CMGL header needs index,stat,[alpha,]length: {header!r}")
-        if at + 1 >= len(found) or found[at + 1].upper().startswith("+CMGL"):
-            raise ReplyParseError(f"+CMGL header without a PDU line: {header!r}")
+        pdu = _pdu_on_header(fields)
+        at += 1
+        if pdu is None:
+            if at >= len(found) or found[at].upper().startswith("+CMGL"):
+                raise ReplyParseError(f"+CMGL header without a PDU line: {header!r}")
+            pdu = found[at]
+            at += 1
         index = _int(fields[0], "index", header)
         stat = _optional_int(fields[1], "status", header)
         length = _int(fields[-1], "length", header)
-        messages.append(ListedMessage(index, stat, length, _pdu(found[at + 1], found[at + 1])))
-        at += 2
+        messages.append(ListedMessage(index, stat, length, _pdu(pdu, pdu)))
     return messages
 
 

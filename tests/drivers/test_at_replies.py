@@ -304,6 +304,11 @@ def test_cmgr_forms() -> None:
     named = parse_cmgr(['+CMGR: 1,"Mum",24', pdu])
     assert named is not None and named.alpha == "Mum"
     assert parse_cmgr([]) is None  # empty slot: OK without +CMGR
+    same_line = parse_cmgr([f"+CMGR: 1,,24 {pdu}"])  # the PDU after the length
+    assert same_line is not None and (same_line.stat, same_line.length) == (1, 24)
+    assert same_line.pdu == pdu
+    odd = parse_cmgr(["+CMGR: 1,,3", "0791ABC"])  # kept for the codec to refuse, not lost here
+    assert odd is not None and odd.pdu == "0791ABC"
     for junk in (["+CMGR: 0,,24"], ["+CMGR: 0,,24", "XYZ"], ["+CMGR: 0,,x", pdu], ["+CSQ: 1"]):
         with pytest.raises(ReplyParseError):
             parse_cmgr(junk)
@@ -318,6 +323,8 @@ def test_cmgl_listing() -> None:
         (7, 2, 5, "00"),
     ]
     assert parse_cmgl([]) == []
+    mixed = parse_cmgl(["+CMGL: 1,0,,24 0791AB", "+CMGL: 2,1,,5", "0791CD"])
+    assert [(m.index, m.pdu) for m in mixed] == [(1, "0791AB"), (2, "0791CD")]
     for junk in (["+CMGL: 1,0,,24"], ["+CMGL: 1,0,,24", "+CMGL: 2,0,,24", "00"], ["0791AB"]):
         with pytest.raises(ReplyParseError):
             parse_cmgl(junk)
