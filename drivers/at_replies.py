@@ -19,6 +19,7 @@ from drivers.at_errors import ReplyParseError
 from drivers.at_registration import Registration, parse_creg
 
 __all__ = [
+    "PIN_STATES",
     "CnmiSupport",
     "CpmsSupport",
     "Iccid",
@@ -601,6 +602,34 @@ def parse_cimi(lines: str | Iterable[str]) -> str:
     raise ReplyParseError("empty +CIMI reply")
 
 
+#: 27.007's `+CPIN` states and the SIM-absent words vendors add. A reply that comes without
+#: its `+CPIN:` prefix (ModemManager reads those) is taken only when it is one of these.
+PIN_STATES = frozenset(
+    {
+        "READY",
+        "SIM PIN",
+        "SIM PUK",
+        "SIM PIN2",
+        "SIM PUK2",
+        "PH-SIM PIN",
+        "PH-SIM PUK",
+        "PH-FSIM PIN",
+        "PH-FSIM PUK",
+        "PH-NET PIN",
+        "PH-NET PUK",
+        "PH-NETSUB PIN",
+        "PH-NETSUB PUK",
+        "PH-SP PIN",
+        "PH-SP PUK",
+        "PH-CORP PIN",
+        "PH-CORP PUK",
+        "NOT INSERTED",
+        "NOT READY",
+        "REMOVED",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SimPinState:
     """`+CPIN: READY` / `SIM PIN` / `SIM PUK` / `NOT INSERTED`…"""
@@ -613,10 +642,15 @@ class SimPinState:
 
 
 def parse_cpin(line: str) -> SimPinState:
-    code = _unquote(_body(line, "+CPIN")).upper()
+    """`+CPIN: SIM PIN`, `+CPIN: "SIM PIN"`, or a known state without the prefix (`SIM PUK`)."""
+    text = line.strip()
+    prefixed = text.upper().startswith("+CPIN")
+    code = " ".join(_unquote(_body(text, "+CPIN") if prefixed else text).upper().split())
     if not code:
         raise ReplyParseError(f"+CPIN without a state: {line!r}")
-    return SimPinState(" ".join(code.split()))
+    if not prefixed and code not in PIN_STATES:
+        raise ReplyParseError(f"not a +CPIN reply: {line!r}")
+    return SimPinState(code)
 
 
 # -- USSD ----------------------------------------------------------------------------------------

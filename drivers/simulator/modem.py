@@ -101,7 +101,8 @@ class SimulatedModem:
     `fail_hinted_reads` (the first `AT+CMGR` of an index a `+CMTI` announced fails with CMS 321),
     `sim_busy_after_boot` (that many `+CPIN?`/SMS commands after boot answer "SIM busy"),
     `signal_rssi`, `pdu_on_header_line` (PDU-mode `+CMGR`/`+CMGL` put the PDU on the header
-    line after the length, `+CMGR: 1,,147 0791…`, a form ModemManager reads).
+    line after the length, `+CMGR: 1,,147 0791…`, a form ModemManager reads),
+    `cpin_without_prefix` (`AT+CPIN?` answers the bare state, `SIM PIN`).
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class SimulatedModem:
         self.sim_busy_after_boot = 0
         self.signal_rssi = 20
         self.pdu_on_header_line = False
+        self.cpin_without_prefix = False
         self.lac = "1A2B"
         self.cell_id = int(profile.imei[-7:]) & 0x0FFFFFFF
         # observable results

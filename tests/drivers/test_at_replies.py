@@ -398,8 +398,11 @@ def test_cimi_cpin_csq_cops() -> None:
     assert parse_cpin("+CPIN: READY").ready
     assert parse_cpin("+CPIN: SIM PIN").code == "SIM PIN"
     assert parse_cpin('+CPIN: "NOT INSERTED"').code == "NOT INSERTED"
-    with pytest.raises(ReplyParseError):
-        parse_cpin("+CPIN:")
+    assert parse_cpin("   SIM PUK").code == "SIM PUK"  # a known state without the prefix
+    assert parse_cpin("PH-NET  PIN").code == "PH-NET PIN"
+    for junk in ("+CPIN:", "AT+CPIN?", "+CME ERROR: 10", "SIM PINK"):
+        with pytest.raises(ReplyParseError):
+            parse_cpin(junk)
     signal = parse_csq("+CSQ: 17,99")
     assert (signal.rssi, signal.ber, signal.dbm) == (17, 99, -79)
     assert parse_csq("+CSQ: 99,99").dbm is None
