@@ -171,6 +171,7 @@ class AtEngine(asyncio.Protocol):
         self._last_rx = float("-inf")
         self._stale_finals = 0
         self._needs_drain = False
+        self._timeouts = 0
 
     # -- opening and closing -------------------------------------------------------------------
 
@@ -194,6 +195,11 @@ class AtEngine(asyncio.Protocol):
             raise PortGone("serial port did not come up", port=port_path) from exc
         log.info("event=port_open port=%s baudrate=%d", port_path, baudrate)
         return engine
+
+    @property
+    def timeouts(self) -> int:
+        """Commands since the port was opened that got no prompt or final result in time."""
+        return self._timeouts
 
     @property
     def is_open(self) -> bool:
@@ -385,6 +391,7 @@ class AtEngine(asyncio.Protocol):
                     final = await asyncio.shield(exchange.final)
             except TimeoutError:
                 self._abandon(exchange)
+                self._timeouts += 1
                 limit = prompt_timeout if stage == "prompt" else timeout
                 log.warning(
                     "event=timeout port=%s command=%s waiting_for=%s timeout_s=%s",

@@ -16,8 +16,10 @@ from stdnum import luhn
 
 from drivers import gsm7
 from drivers.at_errors import ReplyParseError
+from drivers.at_registration import Registration, parse_creg
 
 __all__ = [
+    "PIN_STATES",
     "CnmiSupport",
     "CpmsSupport",
     "Iccid",
@@ -56,6 +58,7 @@ __all__ = [
 
 _HEX = re.compile(r"^[0-9A-Fa-f]*$")
 _INT = re.compile(r"^\d+$")
+_LENGTH_THEN_PDU = re.compile(r"^(\d+)\s+([0-9A-Fa-f]+)$")
 
 
 # -- shared helpers ------------------------------------------------------------------------------
@@ -119,10 +122,22 @@ def _lines(lines: str | Iterable[str]) -> list[str]:
 
 
 def _pdu(text: str, line: str) -> str:
+    """The hex PDU of a listing. An odd digit count (Pantech) is kept: the codec refuses it and
+    the message is handed over raw, where refusing here would leave it on the modem for good."""
     pdu = _unquote(text)  # a stray quote after the PDU has been seen in the field
-    if not pdu or not _HEX.match(pdu) or len(pdu) % 2:
+    if not pdu or not _HEX.match(pdu):
         raise ReplyParseError(f"not a hex PDU: {line!r}")
     return pdu.upper()
+
+
+def _pdu_on_header(fields: list[str]) -> str | None:
+    """The PDU when a header carries it after its length (`+CMGR: 1,,147 0791…`): the last
+    field is cut back to the length and the PDU returned; None for the usual two lines."""
+    joined = _LENGTH_THEN_PDU.match(fields[-1])
+    if joined is None:
+        return None
+    fields[-1] = joined.group(1)
+    return joined.group(2)
 
 
 # -- message storage: +CPMS ---------------------------------------------------------------------
@@ -181,11 +196,41 @@ def parse_cpms_set(line: str) -> tuple[StorageCount, ...]:
     )
 
 
+def _split_outside_parentheses(text: str) -> list[str]:
+    """Split on commas outside parentheses; quotes are ignored (see `parse_cpms_test`)."""
+    fields: list[str] = []
+    current: list[str] = []
+    depth = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth = max(0, depth - 1)
+        if char == "," and depth == 0:
+            fields.append("".join(current).strip())
+            current = []
+        else:
+            current.append(char)
+    fields.append("".join(current).strip())
+    return fields
+
+
+def _memory_names(field: str) -> tuple[str, ...]:
+    """`("SM","ME")` or a bare `"ME"` -> its memory names; `()` or nothing -> ()."""
+    inner = field.strip()
+    if inner.startswith("("):
+        inner = inner[1:]
+        if inner.endswith(")"):
+            inner = inner[:-1]
+    return tuple(_unquote(name).upper() for name in inner.split(",") if _unquote(name))
+
+
 def parse_cpms_test(line: str) -> CpmsSupport:
     """`+CPMS: ("SM","ME"),("SM","ME"),("SM","ME")` and the forms seen in the field.
 
-    Without parentheses (`+CPMS: "SM","SM","SM"`) three fields are one memory per parameter;
-    any other count is taken as one list valid for every parameter. An empty list
+    Each parameter is a parenthesised list or a single bare memory, also mixed
+    (`("ME","MT"),"ME",("SM")`). Without any parentheses, three fields are one memory per
+    parameter and any other count is one list valid for every parameter. An empty list
     (`+CPMS: `) means the modem names no memories.
     """
     body = _body(line, "+CPMS")
@@ -195,10 +240,7 @@ def parse_cpms_test(line: str) -> CpmsSupport:
     # `(ME", "SR")`) are simply dropped instead of being trusted for splitting.
     groups: list[tuple[str, ...]]
     if "(" in body:
-        groups = [
-            tuple(_unquote(name).upper() for name in inner.split(",") if _unquote(name))
-            for inner in re.findall(r"\(([^)]*)\)?", body)
-        ]
+        groups = [_memory_names(field) for field in _split_outside_parentheses(body)][:3]
     else:
         fields = [_unquote(field).upper() for field in body.split(",")]
         if len(fields) == 3:
@@ -214,79 +256,7 @@ def parse_cpms_test(line: str) -> CpmsSupport:
     return CpmsSupport(groups[0], groups[1], groups[2])
 
 
-# -- registration: +CREG / +CGREG / +CEREG -------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """`+CREG`/`+CGREG`/`+CEREG`: `n` only in the query form; LAC/TAC and cell id as numbers."""
-
-    command: str
-    n: int | None
-    stat: int
-    lac: int | None
-    ci: int | None
-    act: int | None
-
-    @property
-    def registered(self) -> bool:
-        """Home or roaming, including the SMS-only states 6/7 of LTE modems."""
-        return self.stat in (1, 5, 6, 7)
-
-    @property
-    def roaming(self) -> bool:
-        return self.stat in (5, 7)
-
-
-def _hex_field(field: str, line: str) -> int | None:
-    value = field.replace('"', "").strip()
-    if not value:
-        return None
-    if not _HEX.match(value):
-        raise ReplyParseError(f"location/cell id is not hex in {line!r}")
-    return int(value, 16)
-
-
-def _looks_like_location(field: str) -> bool:
-    """Quoted or hex with letters: a LAC/CI field, not a small decimal like n or stat."""
-    value = field.strip()
-    return '"' in value or bool(re.search(r"[A-Fa-f]", value)) or len(value) > 2
-
-
-def parse_creg(line: str, *, query: bool | None = None) -> Registration:
-    """Query form `+CREG: <n>,<stat>[,<lac>,<ci>[,<act>]]` or URC form `+CREG: <stat>[,…]`.
-
-    `query` says which form to expect; without it the form is inferred from where the first
-    LAC-looking field (quoted, hex, long) sits. Fields are split on every comma and quotes are
-    stripped per field, so mismatched or single quotes (`2,1,"0B,"0100701",7`, `2,1,"5E25`)
-    still give their values.
-    """
-    text = line.strip()
-    match = re.match(r"^(\+C(?:G|E|5G)?REG)\s*:\s*(.*)$", text, re.IGNORECASE)
-    if match is None:
-        raise ReplyParseError(f"not a registration line: {line!r}")
-    command = match.group(1).upper()
-    fields = [field.strip() for field in match.group(2).split(",")]
-    if not fields or fields == [""]:
-        raise ReplyParseError(f"empty registration line: {line!r}")
-    if query is None:
-        first_location = next(
-            (at for at, field in enumerate(fields) if _looks_like_location(field)), None
-        )
-        if first_location is not None:
-            query = first_location >= 2
-        else:
-            query = len(fields) in (2, 4, 5) and fields[0] in ("0", "1", "2", "3")
-    offset = 1 if query else 0
-    if len(fields) <= offset:
-        raise ReplyParseError(f"registration line without a status: {line!r}")
-    n = _int(fields[0], "n", line) if query else None
-    stat = _int(fields[offset], "status", line)
-    rest = fields[offset + 1 :]
-    lac = _hex_field(rest[0], line) if len(rest) > 0 else None
-    ci = _hex_field(rest[1], line) if len(rest) > 1 else None
-    act = _optional_int(rest[2], "access technology", line) if len(rest) > 2 else None
-    return Registration(command, n, stat, lac, ci, act)
+# -- registration: +CREG / +CGREG / +CEREG / +C5GREG lives in drivers.at_registration ----------
 
 
 # -- new message indications: +CNMI=? ------------------------------------------------------------
@@ -481,15 +451,18 @@ def parse_cmgr(lines: str | Iterable[str]) -> StoredMessage | None:
         raise ReplyParseError(f"no +CMGR line in {found!r}")
     header = found[header_at]
     fields = _split(_body(header, "+CMGR"))
-    if header_at + 1 >= len(found):
-        raise ReplyParseError(f"+CMGR header without a PDU line: {header!r}")
+    pdu = _pdu_on_header(fields)
+    if pdu is None:
+        if header_at + 1 >= len(found):
+            raise ReplyParseError(f"+CMGR header without a PDU line: {header!r}")
+        pdu = found[header_at + 1]
     # <stat>,[<alpha>],<length>; seen in the field: `<stat>,<length>`, `<length>` alone, and
     # `<index>,<stat>,,<length>`. The length is always last, the alpha just before it.
     length = _int(fields[-1], "length", header)
     stat_field = fields[-3] if len(fields) >= 3 else (fields[0] if len(fields) == 2 else None)
     stat = _optional_int(stat_field, "status", header)
     alpha = (_unquote(fields[-2]) or None) if len(fields) >= 3 else None
-    return StoredMessage(stat, alpha, length, _pdu(found[header_at + 1], found[header_at + 1]))
+    return StoredMessage(stat, alpha, length, _pdu(pdu, pdu))
 
 
 def parse_cmgl(lines: str | Iterable[str]) -> list[ListedMessage]:
@@ -504,13 +477,17 @@ def parse_cmgl(lines: str | Iterable[str]) -> list[ListedMessage]:
         fields = _split(_body(header, "+CMGL"))
         if len(fields) < 3:
             raise ReplyParseError(f"+CMGL header needs index,stat,[alpha,]length: {header!r}")
-        if at + 1 >= len(found) or found[at + 1].upper().startswith("+CMGL"):
-            raise ReplyParseError(f"+CMGL header without a PDU line: {header!r}")
+        pdu = _pdu_on_header(fields)
+        at += 1
+        if pdu is None:
+            if at >= len(found) or found[at].upper().startswith("+CMGL"):
+                raise ReplyParseError(f"+CMGL header without a PDU line: {header!r}")
+            pdu = found[at]
+            at += 1
         index = _int(fields[0], "index", header)
         stat = _optional_int(fields[1], "status", header)
         length = _int(fields[-1], "length", header)
-        messages.append(ListedMessage(index, stat, length, _pdu(found[at + 1], found[at + 1])))
-        at += 2
+        messages.append(ListedMessage(index, stat, length, _pdu(pdu, pdu)))
     return messages
 
 
@@ -625,6 +602,34 @@ def parse_cimi(lines: str | Iterable[str]) -> str:
     raise ReplyParseError("empty +CIMI reply")
 
 
+#: 27.007's `+CPIN` states and the SIM-absent words vendors add. A reply that comes without
+#: its `+CPIN:` prefix (ModemManager reads those) is taken only when it is one of these.
+PIN_STATES = frozenset(
+    {
+        "READY",
+        "SIM PIN",
+        "SIM PUK",
+        "SIM PIN2",
+        "SIM PUK2",
+        "PH-SIM PIN",
+        "PH-SIM PUK",
+        "PH-FSIM PIN",
+        "PH-FSIM PUK",
+        "PH-NET PIN",
+        "PH-NET PUK",
+        "PH-NETSUB PIN",
+        "PH-NETSUB PUK",
+        "PH-SP PIN",
+        "PH-SP PUK",
+        "PH-CORP PIN",
+        "PH-CORP PUK",
+        "NOT INSERTED",
+        "NOT READY",
+        "REMOVED",
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class SimPinState:
     """`+CPIN: READY` / `SIM PIN` / `SIM PUK` / `NOT INSERTED`…"""
@@ -637,10 +642,15 @@ class SimPinState:
 
 
 def parse_cpin(line: str) -> SimPinState:
-    code = _unquote(_body(line, "+CPIN")).upper()
+    """`+CPIN: SIM PIN`, `+CPIN: "SIM PIN"`, or a known state without the prefix (`SIM PUK`)."""
+    text = line.strip()
+    prefixed = text.upper().startswith("+CPIN")
+    code = " ".join(_unquote(_body(text, "+CPIN") if prefixed else text).upper().split())
     if not code:
         raise ReplyParseError(f"+CPIN without a state: {line!r}")
-    return SimPinState(" ".join(code.split()))
+    if not prefixed and code not in PIN_STATES:
+        raise ReplyParseError(f"not a +CPIN reply: {line!r}")
+    return SimPinState(code)
 
 
 # -- USSD ----------------------------------------------------------------------------------------

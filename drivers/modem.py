@@ -94,6 +94,7 @@ class ModemDriver:
         self.timings = settings.timings
         self._link: ModemLink | None = None
         self._ladder: RecoveryLadder | None = None
+        self._earlier_timeouts = 0  # command timeouts on the ports of earlier runs
         self._wake = asyncio.Event()
         self._receiver = SmsReceiver(port_path, events, on_delivered=self._check_number_sms)
         self._receiver.wake = self._wake.set
@@ -118,6 +119,7 @@ class ModemDriver:
         self._due: dict[str, float] = {}
         self._status = ModemStatus(port_path, ModemState.STARTING)
         self._published_key: ModemStatus | None = None
+        self._logged_key: ModemStatus | None = None
         # Requests from whoever runs the driver (a SIM bank's rotation), served by the worker.
         self._requests: deque[tuple[str, asyncio.Future[object]]] = deque()
 
@@ -147,6 +149,8 @@ class ModemDriver:
             self._gone(f"the port went away: {error}")
         finally:
             await engine.close()
+            self._earlier_timeouts += engine.timeouts
+            self._link = None
 
     async def sweep_now(self, timeout: float) -> bool:
         """Read, persist and delete everything in every swept memory now (SM and ME).
@@ -227,7 +231,10 @@ class ModemDriver:
         engine.on_connection_lost = self._on_connection_lost
         engine.add_listener(self._on_urc)
         self._link = ModemLink(engine, self.timings)
-        self._ladder = RecoveryLadder(self._link, self._wait_for_restart)
+        if self._ladder is None:
+            self._ladder = RecoveryLadder(self._link, self._wait_for_restart)
+        else:
+            self._ladder.link = self._link
 
     def _on_connection_lost(self, error: BaseException | None) -> None:
         self._port_lost = True
@@ -245,7 +252,7 @@ class ModemDriver:
                 log.warning("event=storage_full_urc port=%s line=%r", self.port, urc.line)
             self._receiver.sweep_wanted = True
         elif name in ("+CREG", "+CGREG", "+CEREG"):
-            if self._registration.update_from_line(urc.line, query=False):
+            if self._registration.update_from_line(urc.line, solicited=False):
                 log.info(
                     "event=registration port=%s registration=%s",
                     self.port,
@@ -636,31 +643,41 @@ class ModemDriver:
             last_sweep_at=self._last_sweep_at,
             last_sms_at=self._receiver.last_sms_at,
             detail=detail,
+            timeouts=self._timeouts(),
+            recoveries=self._ladder.recoveries() if self._ladder else {},
         )
         self._status = status
+        # The farm hears of every change but signal wobbles and sweeps; the log only of changes
+        # an operator acts on (a new SMS or counter is logged where it happens).
         key = dataclasses.replace(
-            status,
-            signal_rssi=signal_bucket(status.signal_rssi),
-            last_sweep_at=None,
-            last_sms_at=None,
+            status, signal_rssi=signal_bucket(status.signal_rssi), last_sweep_at=None
         )
         if key == self._published_key:
             return
         self._published_key = key
-        log.info(
-            "event=status port=%s state=%s iccid=%s number=%s registration=%s rssi=%s detail=%r",
-            self.port,
-            state,
-            status.iccid,
-            status.number,
-            status.registration,
-            status.signal_rssi,
-            detail,
-        )
+        logged = dataclasses.replace(key, last_sms_at=None, timeouts=0, recoveries={})
+        if logged != self._logged_key:
+            self._logged_key = logged
+            log.info(
+                "event=status port=%s state=%s iccid=%s number=%s registration=%s rssi=%s "
+                "detail=%r",
+                self.port,
+                state,
+                status.iccid,
+                status.number,
+                status.registration,
+                status.signal_rssi,
+                detail,
+            )
         try:
             self.events.status_changed(status)
         except Exception:
             log.exception("event=status_listener_failed port=%s", self.port)
+
+    def _timeouts(self) -> int:
+        """Command timeouts since the driver started, over every port it opened."""
+        link = self._link
+        return self._earlier_timeouts + (link.engine.timeouts if link is not None else 0)
 
     def _gone(self, why: str) -> None:
         self._override = ModemState.GONE

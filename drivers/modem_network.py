@@ -21,6 +21,9 @@ STAT_WORDS: dict[int, str] = {
     6: "home",  # registered for SMS only (LTE)
     7: "roaming",  # roaming, SMS only (LTE)
     8: "searching",  # emergency bearer services only
+    9: "home",  # registered for "CSFB not preferred" (LTE)
+    10: "roaming",  # roaming, "CSFB not preferred" (LTE)
+    11: "searching",  # attached for access to restricted local operator services only
 }
 #: Which word wins when the domains disagree (LTE-only attach shows CREG 0 with CEREG 1).
 WORD_RANK: tuple[str, ...] = ("home", "roaming", "searching", "denied", "unknown", "off")
@@ -38,10 +41,10 @@ class RegistrationBook:
     def clear(self) -> None:
         self.stats.clear()
 
-    def update_from_line(self, line: str, *, query: bool) -> bool:
-        """Take a query reply or a URC line; True when it changed the summary."""
+    def update_from_line(self, line: str, *, solicited: bool) -> bool:
+        """Take a query reply (`solicited`) or a URC line; True when it changed the summary."""
         try:
-            registration = parse_creg(line, query=query)
+            registration = parse_creg(line, solicited=solicited)
         except ReplyParseError:
             log.info("event=registration_unparsed line=%r", line)
             return False
@@ -72,7 +75,7 @@ async def query_registration(link: ModemLink, book: RegistrationBook, *, lte: bo
         name = command[:-1] + ":"
         line = reply.first(name)
         if line is not None:
-            book.update_from_line(line, query=True)
+            book.update_from_line(line, solicited=True)
 
 
 async def query_operator(link: ModemLink) -> str | None:

@@ -41,7 +41,11 @@ WaitForReboot = Callable[[float], Awaitable[bool]]
 
 
 class RecoveryLadder:
-    """Climbs the rungs for one port and counts what it did (for logs and the operator)."""
+    """Climbs the rungs for one port and counts what it did (for logs and the operator).
+
+    The driver keeps one ladder for its whole life and points `link` at each new port it opens,
+    so the counters cover every episode since the driver started.
+    """
 
     def __init__(self, link: ModemLink, wait_for_reboot: WaitForReboot) -> None:
         self.link = link
@@ -111,6 +115,10 @@ class RecoveryLadder:
             if not await self.wait_for_reboot(timings.reboot_wait_seconds):
                 log.info("event=reboot_not_seen port=%s", link.port)
         # Rung.REINIT: the bring-up that follows is the whole rung.
+
+    def recoveries(self) -> dict[str, int]:
+        """Recoveries each rung ended, for the status; rungs that never ended one are left out."""
+        return {str(rung): self.successes[rung] for rung, _ in LADDER if self.successes[rung]}
 
     def summary(self) -> str:
         """`escape=2/1 reinit=1/0 …` attempts/successes, for the DEAD detail and logs."""

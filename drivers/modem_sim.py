@@ -120,16 +120,23 @@ async def _cpin_state(link: ModemLink) -> str:
         if error.code in CMS_NO_SIM:
             return f"NO SIM: {CMS_NO_SIM[error.code]}"
         return "BUSY"
-    line = reply.first("+CPIN:")
-    if line is None:
-        return "BUSY"
-    try:
-        code = parse_cpin(line).code
-    except ReplyParseError:
+    code = _pin_code(reply.lines)
+    if code is None:
         return "BUSY"
     if code in ("NOT INSERTED", "REMOVED"):
         return "NO SIM: no SIM in the slot"
     return code
+
+
+def _pin_code(lines: list[str]) -> str | None:
+    """The state of a `+CPIN?` reply: its `+CPIN:` line, else a line that is a bare state."""
+    prefixed = [line for line in lines if line.strip().upper().startswith("+CPIN")]
+    for line in prefixed or lines:
+        try:
+            return parse_cpin(line).code
+        except ReplyParseError:
+            continue
+    return None
 
 
 async def read_iccid(link: ModemLink, profile: ModelProfile) -> tuple[str, str, bool | None]:

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 
 from drivers.at_errors import AtCommandError, CmeError, CmsError, ReplyParseError
 from drivers.at_lines import Urc
-from drivers.at_replies import parse_cmgl, parse_cmgr, parse_cmti, parse_cpms_set
+from drivers.at_replies import (
+    ListedMessage,
+    StoredMessage,
+    parse_cmgl,
+    parse_cmgr,
+    parse_cmti,
+    parse_cpms_set,
+)
 from drivers.events import DriverEvents, ReceivedPdu, pdu_fingerprint
 from drivers.modem_init import SmsSetup
 from drivers.modem_link import ModemLink
@@ -80,13 +87,31 @@ def storage_level(used: int, total: int) -> int:
     return 1 if used / total > STORAGE_HALF else 0
 
 
-def _pdu_pairs(lines: list[str], prefix: str) -> list[tuple[str, str]]:
-    """(header, next line) for every header line; junk lines elsewhere are skipped (F3)."""
-    pairs = []
-    for at, line in enumerate(lines[:-1]):
-        if line.upper().startswith(prefix):
-            pairs.append((line, lines[at + 1]))
-    return pairs
+def _read_cmgr(lines: list[str]) -> StoredMessage | None:
+    """The message of a `+CMGR` reply, or None when there is none or it cannot be read."""
+    try:
+        return parse_cmgr(lines)
+    except ReplyParseError:
+        return None
+
+
+def _listed_entries(lines: list[str]) -> list[tuple[str, ListedMessage | None]]:
+    """(header, entry or None when unreadable) for every `+CMGL` header; the PDU is the next
+    line, or on the header itself; junk lines elsewhere are skipped (F3)."""
+    entries: list[tuple[str, ListedMessage | None]] = []
+    for at, header in enumerate(lines):
+        if not header.upper().startswith("+CMGL"):
+            continue
+        following = lines[at + 1 : at + 2]
+        entry = None
+        for candidate in ([header], [header, *following]):
+            try:
+                (entry,) = parse_cmgl(candidate)
+                break
+            except (ReplyParseError, ValueError):
+                continue
+        entries.append((header, entry))
+    return entries
 
 
 class SmsReceiver:
@@ -236,11 +261,7 @@ class SmsReceiver:
                 )
                 self.sweep_wanted = True
                 continue
-            pairs = _pdu_pairs(reply.lines, "+CMGR")
-            try:
-                message = parse_cmgr(list(pairs[0])) if pairs else None
-            except ReplyParseError:
-                message = None
+            message = _read_cmgr(reply.lines)
             if message is None:
                 log.info(
                     "event=hint_stale port=%s storage=%s index=%d final=empty",
@@ -293,10 +314,8 @@ class SmsReceiver:
             log.info("event=cmgl_refused port=%s storage=%s final=%r", self.port, memory, error)
             return await self._walk(link, memory, total)
         listed = []
-        for header, body in _pdu_pairs(reply.lines, "+CMGL"):
-            try:
-                (entry,) = parse_cmgl([header, body])
-            except ReplyParseError:
+        for header, entry in _listed_entries(reply.lines):
+            if entry is None:
                 log.warning("event=cmgl_entry_unparsed port=%s header=%r", self.port, header)
                 continue
             self._note_index(entry.index)
@@ -311,11 +330,7 @@ class SmsReceiver:
                 reply = await link.command(f"+CMGR={index}")
             except (CmsError, CmeError, AtCommandError):
                 continue
-            pairs = _pdu_pairs(reply.lines, "+CMGR")
-            try:
-                message = parse_cmgr(list(pairs[0])) if pairs else None
-            except ReplyParseError:
-                message = None
+            message = _read_cmgr(reply.lines)
             if message is not None:
                 self._note_index(index)
                 found.append((index, message.pdu))

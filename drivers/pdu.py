@@ -15,8 +15,10 @@ Decisions worth knowing:
 * Reserved DCS groups decode as GSM-7 (TS 23.038 says so); compressed text is returned as 8-bit
   data (`.text` empty) rather than failing.
 * Octets after the user data are ignored (some modems pad); fewer octets than the lengths say
-  raise `PduError`. A UDHI bit with empty user data means an empty message, not an error.
-* SCTS years are 2000 + YY.
+  raise `PduError`. A UDHI bit with empty user data means an empty message (seen live), unless
+  the address before it is broken too (its type octet lacks bit 8): then the PDU is refused.
+* SCTS years are 2000 + YY. A time-zone octet that is not BCD leaves the zone unknown: the
+  timestamp is then naive (the message is kept; only the offset is lost).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ MAX_ADDRESS_DIGITS = 20
 TOA_INTERNATIONAL = 0x91
 TOA_UNKNOWN = 0x81
 TOA_ALPHANUMERIC = 0xD0
+TOA_EXTENSION_BIT = 0x80  # set in every type-of-address octet TS 23.040 §9.1.2.5 defines
 
 # Information element identifiers
 IEI_CONCAT_8BIT = 0x00
@@ -84,7 +87,7 @@ class SmsDeliver:
     dcs: int
     encoding: str  # "gsm7" | "ucs2" | "8bit"
     message_class: int | None
-    timestamp: datetime  # timezone-aware
+    timestamp: datetime  # timezone-aware; naive when the PDU's zone octet is not BCD
     text: str  # "" for 8-bit data
     data: bytes  # user data without the UDH
     udh: tuple[tuple[int, bytes], ...]
@@ -220,14 +223,13 @@ def _read_timestamp(reader: _Reader, what: str) -> datetime:
         _bcd_swapped(octet, reader, what) for octet in octets[:6]
     )
     zone = octets[6]
-    if zone >> 4 > 9:
-        raise reader.error(f"{what} zone octet {zone:02X} is not decimal")
-    quarters = (zone & 0x07) * 10 + (zone >> 4)
-    offset = timedelta(minutes=15 * quarters)
-    if zone & 0x08:
-        offset = -offset
+    tzinfo: timezone | None = None  # the zone units digit is not BCD: the offset is unknown
+    if zone >> 4 <= 9:
+        quarters = (zone & 0x07) * 10 + (zone >> 4)
+        offset = timedelta(minutes=15 * quarters)
+        tzinfo = timezone(-offset if zone & 0x08 else offset)
     try:
-        return datetime(2000 + year, month, day, hour, minute, second, tzinfo=timezone(offset))
+        return datetime(2000 + year, month, day, hour, minute, second, tzinfo=tzinfo)
     except ValueError as exc:
         raise reader.error(f"{what} is not a valid date: {exc}") from None
 
@@ -294,7 +296,9 @@ class _UserData:
     udh: tuple[tuple[int, bytes], ...]
 
 
-def _read_user_data(reader: _Reader, encoding: str, has_udh: bool) -> _UserData:
+def _read_user_data(
+    reader: _Reader, encoding: str, has_udh: bool, *, address_well_formed: bool
+) -> _UserData:
     udl = reader.octet("the user data length")
     if encoding == "gsm7":
         if udl > MAX_GSM7_SEPTETS:
@@ -306,6 +310,8 @@ def _read_user_data(reader: _Reader, encoding: str, has_udh: bool) -> _UserData:
         body = reader.take(udl, "the user data")
     udh: tuple[tuple[int, bytes], ...] = ()
     header_octets = 0
+    if has_udh and not body and not address_well_formed:
+        raise reader.error("UDHI set but no user data, after an address type without bit 8")
     if has_udh and body:  # an empty user data with the UDHI bit set is just empty (seen live)
         header_octets = body[0] + 1
         if header_octets > len(body):
@@ -330,7 +336,9 @@ def _decode_deliver(reader: _Reader, smsc: str | None, first: int) -> SmsDeliver
     dcs = reader.octet("the data coding scheme")
     encoding, message_class = _dcs_meaning(dcs)
     timestamp = _read_timestamp(reader, "the service centre time stamp")
-    user_data = _read_user_data(reader, encoding, bool(first & FO_UDHI))
+    user_data = _read_user_data(
+        reader, encoding, bool(first & FO_UDHI), address_well_formed=bool(toa & TOA_EXTENSION_BIT)
+    )
     return SmsDeliver(
         smsc=smsc,
         sender=sender,
@@ -354,7 +362,7 @@ def _decode_deliver(reader: _Reader, smsc: str | None, first: int) -> SmsDeliver
 
 def _decode_submit(reader: _Reader, smsc: str | None, first: int) -> SmsSubmit:
     message_ref = reader.octet("the message reference")
-    recipient, _, _ = _read_address(reader, "destination address")
+    recipient, toa, _ = _read_address(reader, "destination address")
     pid = reader.octet("the protocol identifier")
     dcs = reader.octet("the data coding scheme")
     encoding, _ = _dcs_meaning(dcs)
@@ -363,7 +371,9 @@ def _decode_submit(reader: _Reader, smsc: str | None, first: int) -> SmsSubmit:
         reader.take(1, "the relative validity period")
     elif validity_format in (0b01, 0b11):
         reader.take(7, "the validity period")
-    user_data = _read_user_data(reader, encoding, bool(first & FO_UDHI))
+    user_data = _read_user_data(
+        reader, encoding, bool(first & FO_UDHI), address_well_formed=bool(toa & TOA_EXTENSION_BIT)
+    )
     return SmsSubmit(
         smsc=smsc,
         message_ref=message_ref,

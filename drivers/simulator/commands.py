@@ -194,9 +194,8 @@ class AtCommands:
         if m.consume_sim_busy():
             raise CmeError(14)
         if command.op is Op.READ:
-            if m.puk_required:
-                return ["+CPIN: SIM PUK"]
-            return ["+CPIN: SIM PIN"] if m.sim_locked else ["+CPIN: READY"]
+            state = "SIM PUK" if m.puk_required else "SIM PIN" if m.sim_locked else "READY"
+            return [state if m.cpin_without_prefix else f"+CPIN: {state}"]
         if command.op is not Op.SET:
             raise PlainError()
         if m.puk_required:

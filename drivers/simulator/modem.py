@@ -100,7 +100,9 @@ class SimulatedModem:
     of the profile's own periodic URCs), `duplicate_routed` (route AND store, E303 style),
     `fail_hinted_reads` (the first `AT+CMGR` of an index a `+CMTI` announced fails with CMS 321),
     `sim_busy_after_boot` (that many `+CPIN?`/SMS commands after boot answer "SIM busy"),
-    `signal_rssi`.
+    `signal_rssi`, `pdu_on_header_line` (PDU-mode `+CMGR`/`+CMGL` put the PDU on the header
+    line after the length, `+CMGR: 1,,147 0791…`, a form ModemManager reads),
+    `cpin_without_prefix` (`AT+CPIN?` answers the bare state, `SIM PIN`).
     """
 
     def __init__(
@@ -128,6 +130,8 @@ class SimulatedModem:
         self.fail_hinted_reads = False
         self.sim_busy_after_boot = 0
         self.signal_rssi = 20
+        self.pdu_on_header_line = False
+        self.cpin_without_prefix = False
         self.lac = "1A2B"
         self.cell_id = int(profile.imei[-7:]) & 0x0FFFFFFF
         # observable results
@@ -658,10 +662,10 @@ class SimulatedModem:
         """The header and body lines of `+CMGR`/`+CMGL` in the current message format."""
         index_field = f"{index}," if prefix == "+CMGL" else ""
         if self.settings.cmgf == 0:
-            return [
-                f"{prefix}: {index_field}{int(message.stat)},,{tpdu_octets(message.pdu)}",
-                message.pdu,
-            ]
+            header = f"{prefix}: {index_field}{int(message.stat)},,{tpdu_octets(message.pdu)}"
+            if self.pdu_on_header_line:
+                return [f"{header} {message.pdu}"]
+            return [header, message.pdu]
         header, text = self._text_fields(message.pdu)
         return [f'{prefix}: {index_field}"{TEXT_STATS[message.stat]}",{header}', text]
 

@@ -134,6 +134,7 @@ async def test_timeout_then_late_reply_does_not_satisfy_next_command(
 
     modem.on("AT", late_then_ok)
     modem.on("AT+CGMI", frame("Quectel", "OK"))
+    assert engine.timeouts == 0
     with pytest.raises(AtTimeout) as caught:
         await engine.command("+CSQ", timeout=MUST_TIME_OUT_S)
     assert caught.value.command == "AT+CSQ"
@@ -141,6 +142,7 @@ async def test_timeout_then_late_reply_does_not_satisfy_next_command(
     assert modem.commands == ["AT+CSQ", "AT"]
     reply = await engine.command("+CGMI", timeout=SHOULD_HAPPEN_S)
     assert reply.lines == ["Quectel"]
+    assert engine.timeouts == 1  # the recovery `AT` and the answered command are not counted
 
 
 def _expect_rx(engine: AtEngine, data: bytes) -> asyncio.Future[None]:
@@ -340,6 +342,7 @@ async def test_prompt_timeout_sends_escape(pty_pair: tuple[ScriptedModem, AtEngi
     assert modem.escapes == 1
     assert modem.bodies == []
     assert (await engine.command("AT", timeout=SHOULD_HAPPEN_S)).final == "OK"
+    assert engine.timeouts == 1  # a prompt that never came counts as a command timeout
 
 
 async def test_cancelled_command_leaves_port_usable(

@@ -101,8 +101,8 @@ def test_every_creg_capture_parses(gammu_data: Path, dump: Path) -> None:
         assert lines == []  # the modem answered a bare OK
         return
     assert len(lines) == 1
-    registration = parse_creg(lines[0], query=True)
-    assert registration == parse_creg(lines[0])  # the inferred form agrees
+    registration = parse_creg(lines[0], solicited=True)
+    assert registration == parse_creg(lines[0])  # the form inferred from the shape agrees
     assert registration.n is not None
 
 
@@ -132,13 +132,16 @@ def test_creg_urc_and_other_registrations() -> None:
     assert (urc.n, urc.stat, urc.lac, urc.ci) == (None, 1, 0x5E25, 0x605F)
     assert urc.registered and not urc.roaming
     assert parse_creg("+CREG: 5").roaming
-    assert parse_creg("+CREG: 1", query=False).stat == 1
+    assert parse_creg("+CREG: 1", solicited=True).stat == 1  # a lone <stat> even as a reply
     cgreg = parse_creg('+CGREG: 2,1,"1A2B","01C3D4E5",7')
     assert (cgreg.command, cgreg.n, cgreg.lac, cgreg.act) == ("+CGREG", 2, 0x1A2B, 7)
     cereg = parse_creg('+CEREG: 1,"00C3","0A1B2C3D",7')
     assert (cereg.command, cereg.n, cereg.stat, cereg.ci) == ("+CEREG", None, 1, 0x0A1B2C3D)
     assert not parse_creg("+CEREG: 0,2").registered
-    for junk in ("+CREG:", "+CSQ: 1,2", '+CREG: 2,1,"XYZ!"', "+CREG: x"):
+    # A location that is not hex is unknown, not a reason to lose a readable <stat>.
+    odd_location = parse_creg('+CREG: 2,1,"XYZ!"', solicited=True)
+    assert (odd_location.stat, odd_location.lac) == (1, None)
+    for junk in ("+CREG:", "+CSQ: 1,2", "+CREG: x", "+CREG: 2,x", '+CREG: x,1,"5E25","605F"'):
         with pytest.raises(ReplyParseError):
             parse_creg(junk)
 
@@ -301,6 +304,11 @@ def test_cmgr_forms() -> None:
     named = parse_cmgr(['+CMGR: 1,"Mum",24', pdu])
     assert named is not None and named.alpha == "Mum"
     assert parse_cmgr([]) is None  # empty slot: OK without +CMGR
+    same_line = parse_cmgr([f"+CMGR: 1,,24 {pdu}"])  # the PDU after the length
+    assert same_line is not None and (same_line.stat, same_line.length) == (1, 24)
+    assert same_line.pdu == pdu
+    odd = parse_cmgr(["+CMGR: 1,,3", "0791ABC"])  # kept for the codec to refuse, not lost here
+    assert odd is not None and odd.pdu == "0791ABC"
     for junk in (["+CMGR: 0,,24"], ["+CMGR: 0,,24", "XYZ"], ["+CMGR: 0,,x", pdu], ["+CSQ: 1"]):
         with pytest.raises(ReplyParseError):
             parse_cmgr(junk)
@@ -315,6 +323,8 @@ def test_cmgl_listing() -> None:
         (7, 2, 5, "00"),
     ]
     assert parse_cmgl([]) == []
+    mixed = parse_cmgl(["+CMGL: 1,0,,24 0791AB", "+CMGL: 2,1,,5", "0791CD"])
+    assert [(m.index, m.pdu) for m in mixed] == [(1, "0791AB"), (2, "0791CD")]
     for junk in (["+CMGL: 1,0,,24"], ["+CMGL: 1,0,,24", "+CMGL: 2,0,,24", "00"], ["0791AB"]):
         with pytest.raises(ReplyParseError):
             parse_cmgl(junk)
@@ -388,8 +398,11 @@ def test_cimi_cpin_csq_cops() -> None:
     assert parse_cpin("+CPIN: READY").ready
     assert parse_cpin("+CPIN: SIM PIN").code == "SIM PIN"
     assert parse_cpin('+CPIN: "NOT INSERTED"').code == "NOT INSERTED"
-    with pytest.raises(ReplyParseError):
-        parse_cpin("+CPIN:")
+    assert parse_cpin("   SIM PUK").code == "SIM PUK"  # a known state without the prefix
+    assert parse_cpin("PH-NET  PIN").code == "PH-NET PIN"
+    for junk in ("+CPIN:", "AT+CPIN?", "+CME ERROR: 10", "SIM PINK"):
+        with pytest.raises(ReplyParseError):
+            parse_cpin(junk)
     signal = parse_csq("+CSQ: 17,99")
     assert (signal.rssi, signal.ber, signal.dbm) == (17, 99, -79)
     assert parse_csq("+CSQ: 99,99").dbm is None

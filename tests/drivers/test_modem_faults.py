@@ -202,3 +202,15 @@ async def test_f25_late_replies_beyond_the_timeout() -> None:
         h.modem.reply_delay = 0.0
         await h.wait_texts(["while replies are late"], timeout=20)
         await h.wait_ready(timeout=20)
+
+
+async def test_pin_state_without_its_prefix_is_read() -> None:
+    """`AT+CPIN?` answered `SIM PIN` / `READY` without `+CPIN:`: the PIN is entered once."""
+
+    def bare(modem) -> None:
+        modem.cpin_without_prefix = True
+
+    settings = fast_settings(pin="4321")
+    async with ModemHarness(SIM800, sim_card(pin="4321"), settings, before_start=bare) as h:
+        await h.wait_ready()
+        assert h.modem.transcript.received().count(b'AT+CPIN="4321"') == 1

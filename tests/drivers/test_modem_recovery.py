@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from drivers.events import ModemState
+from drivers.events import ModemState, ModemStatus
 from drivers.modem import ModemDriver
 from drivers.modem_recovery import reboot_recovery_bound, silence_detection_bound
 from drivers.modem_settings import DriverSettings
@@ -89,3 +89,63 @@ async def test_port_that_does_not_exist_is_gone_at_once() -> None:
         await driver.run()
     assert driver.status.state is ModemState.GONE
     assert events.states() == [ModemState.GONE]
+
+
+def _first_at(statuses: list[ModemStatus], state: ModemState, after: int = 0) -> int:
+    """Where the first status in `state` from `after` on is in the reported statuses."""
+    return next(at for at in range(after, len(statuses)) if statuses[at].state is state)
+
+
+async def test_counters_after_a_module_reboot_recovery() -> None:
+    """Timeouts: the command in flight, the escape `AT`, the re-init's wake-up `AT`, and
+    `+CFUN=0` (the hung modem only answers `+CFUN=1,1`); one recovery by the reboot rung."""
+    async with ModemHarness(SIM800, sim_card(), LADDER_SETTINGS) as h:
+        ready = await h.wait_ready()
+        assert (ready.timeouts, ready.recoveries) == (0, {})
+        h.modem.hang(answer_reset=True)
+        await h.wait_state(ModemState.RECOVERING)
+        mark = _first_at(h.events.statuses, ModemState.RECOVERING)
+        assert h.events.statuses[mark].timeouts == 1  # reported with the state change
+        await h.wait_until(
+            lambda: any(s.state is ModemState.READY for s in h.events.statuses[mark:]),
+            timeout=20,
+            what="ready again",
+        )
+        recovered = h.events.statuses[_first_at(h.events.statuses, ModemState.READY, mark)]
+        assert LADDER_SETTINGS.timings.wake_attempts == 1
+        assert recovered.timeouts == 4
+        assert recovered.recoveries == {"module_reboot": 1}
+
+
+async def test_counters_of_a_modem_that_stays_silent() -> None:
+    """Every rung fails: six timeouts (the module reboot's own `+CFUN=1,1` and the wake-up after
+    it included) and no recovery when it is declared DEAD; one recovery once it answers."""
+    async with ModemHarness(SIM800, sim_card(), LADDER_SETTINGS) as h:
+        await h.wait_ready()
+        h.modem.hang(until_reboot=False)
+        await h.wait_state(ModemState.DEAD, timeout=20)
+        dead = h.events.statuses[_first_at(h.events.statuses, ModemState.DEAD)]
+        assert (dead.timeouts, dead.recoveries) == (6, {})
+        mark = len(h.events.statuses)
+        h.modem.unhang()
+        await h.wait_until(
+            lambda: any(s.state is ModemState.READY for s in h.events.statuses[mark:]),
+            timeout=20,
+            what="ready again",
+        )
+        recovered = h.events.statuses[_first_at(h.events.statuses, ModemState.READY, mark)]
+        assert recovered.timeouts >= dead.timeouts
+        assert sum(recovered.recoveries.values()) == 1  # the rung depends on when it answered
+
+
+async def test_last_sms_time_reaches_the_reported_status() -> None:
+    async with ModemHarness(EC25, sim_card()) as h:
+        ready = await h.wait_ready()
+        assert ready.last_sms_at is None
+        h.modem.deliver_sms(SENDER, "a code")
+        await h.wait_texts(["a code"])
+        await h.wait_until(
+            lambda: h.events.statuses[-1].last_sms_at is not None, what="last_sms_at reported"
+        )
+        [sms] = h.events.received
+        assert h.events.statuses[-1].last_sms_at >= sms.received_at

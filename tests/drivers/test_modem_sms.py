@@ -109,3 +109,19 @@ async def test_routed_cmt_is_persisted_and_acknowledged() -> None:
         await h.wait_texts(["routed one"])
         routed = h.events.received[0]
         assert routed.storage is None and routed.index is None
+
+
+@pytest.mark.parametrize("profile", [SIM800, E3372], ids=lambda p: p.name)
+async def test_pdu_on_the_header_line_is_read_by_hint_and_by_sweep(profile: Profile) -> None:
+    """`+CMGR: 1,,147 0791…` (and the same in `+CMGL`): the SMS is handed over and deleted."""
+
+    def preload(modem) -> None:
+        modem.pdu_on_header_line = True
+        modem.deliver_sms(SENDER, "waiting for the sweep")
+
+    async with ModemHarness(profile, sim_card(), before_start=preload) as h:
+        await h.wait_ready()
+        await h.wait_texts(["waiting for the sweep"])
+        h.modem.deliver_sms(SENDER, "announced by +CMTI")
+        await h.wait_texts(["waiting for the sweep", "announced by +CMTI"])
+        await h.wait_until(lambda: h.stored_count() == 0, what="storage emptied")

@@ -282,6 +282,22 @@ def test_negative_time_zone() -> None:
     assert message.timestamp.astimezone(UTC) == datetime(2024, 5, 12, 15, 30, 45, tzinfo=UTC)
 
 
+def test_time_zone_that_is_not_bcd_keeps_the_message() -> None:
+    for zone in ("F0", "A8", "FF"):
+        pdu = f"{NO_SMSC}04{OA_900}0000" + "425021010354" + zone + "05C8329BFD06"
+        message = decode_pdu(pdu)
+        assert isinstance(message, SmsDeliver)
+        assert message.text == "Hello"
+        assert message.timestamp == datetime(2024, 5, 12, 10, 30, 45)  # zone unknown: naive
+        assert message.timestamp.tzinfo is None
+
+
+def test_udhi_without_user_data_after_a_good_address_is_empty() -> None:
+    message = decode_pdu(f"{NO_SMSC}41000381" + "09F0" + "0000" + "00")
+    assert isinstance(message, SmsSubmit)
+    assert (message.recipient, message.text, message.udh) == ("900", "", ())
+
+
 def test_first_octet_flags() -> None:
     # 0xA0: reply path + status report indication, TP-MMS clear = more messages waiting
     message = decode_pdu(deliver_hex(OA_900, "00", 5, "C8329BFD06", fo="A0"))
@@ -367,7 +383,6 @@ MALFORMED = {
     "SCTS month 13": f"{NO_SMSC}04{OA_900}0000" + "42312101035421" + "00",
     "SCTS February 30": f"{NO_SMSC}04{OA_900}0000" + "42200301035421" + "00",
     "SCTS hex digit": f"{NO_SMSC}04{OA_900}0000" + "4A502101035421" + "00",
-    "SCTS zone not decimal": f"{NO_SMSC}04{OA_900}0000" + "425021010354F0" + "00",
     "no UDL": f"{NO_SMSC}04{OA_900}0000{SCTS_MSK}",
     "user data truncated": GOOD[:-4],
     "GSM-7 UDL above 160": deliver_hex(OA_900, "00", 161, "00" * 141),
@@ -378,6 +393,8 @@ MALFORMED = {
     "GSM-7 UDH longer than UDL": deliver_hex(OA_900, "00", 6, "0500032A0201", fo="44"),
     "status report truncated": f"{SMSC_RU}062A0B919720771234F5{SCTS_MSK}",
     "submit validity truncated": f"{NO_SMSC}19070B919720771234F500004250",
+    # UDHI without user data reads as empty only after a well-formed address (TOA bit 8 set)
+    "UDHI, no user data, broken address": f"{NO_SMSC}41000101000000" + "00",
 }
 
 
