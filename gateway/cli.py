@@ -177,27 +177,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _config_path(given: str | None) -> str | None:
+def _config_path(given: str | None, usage: str) -> str | None:
+    """The file given, else $SIMFARM_CONFIG; `usage` shows how the command takes a file."""
     path = given or os.environ.get(CONFIG_ENVIRONMENT_VARIABLE)
     if not path:
-        _error(f"no configuration file: pass --config FILE or set ${CONFIG_ENVIRONMENT_VARIABLE}")
+        _error(f"no configuration file: run `{usage}` or set ${CONFIG_ENVIRONMENT_VARIABLE}")
         return None
     return path
 
 
-def _load(given: str | None) -> Config | None:
-    path = _config_path(given)
+def _load(given: str | None, usage: str) -> Config | None:
+    path = _config_path(given, usage)
     if path is None:
         return None
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)  # already one line naming the file and the key
+        print(exc, file=sys.stderr)  # a line per mistake, each naming the file and the key
         return None
 
 
 def _run(given: str | None) -> int:
-    config = _load(given)
+    config = _load(given, "simfarm run --config FILE")
     if config is None:
         return EXIT_USAGE
     setup_logging(config.log.level)
@@ -209,7 +210,7 @@ def _run(given: str | None) -> int:
 
 
 def _check_config(given: str | None) -> int:
-    config = _load(given)
+    config = _load(given, "simfarm check-config FILE")
     if config is None:
         return EXIT_USAGE
     print(f"OK: {config.source}")
