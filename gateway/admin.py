@@ -22,6 +22,7 @@ import contextlib
 import inspect
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -183,6 +184,7 @@ class AdminApi:
     async def modems(self, request: Request) -> Response:
         farm = self.source.farm
         statuses = farm.statuses() if farm is not None else []
+        statuses = sorted(statuses, key=lambda status: natural_order(status.port))
         return json_response({"modems": [self.modem_row(s) for s in statuses]})
 
     def modem_row(self, status: ModemStatus) -> dict[str, Any]:
@@ -310,6 +312,13 @@ class AdminApi:
             known = ", ".join(s.port for s in farm.statuses()) or "none"
             return error_response(f"no modem port {port} (ports: {known})", 404)
         return json_response({"port": port, "trace": on, "driver_running": running})
+
+
+def natural_order(port: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that puts /dev/pts/9 before /dev/pts/16: runs of digits compare as numbers."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", port) if part
+    )
 
 
 def _activation_row(activation: ActivationRecord, now: float) -> dict[str, Any]:

@@ -76,6 +76,18 @@ async def test_modems_table_and_json(tmp_path: Path, cli: Cli) -> None:
     assert [m["iccid"] for m in modems[:2]] == ["8949020000000000001", "8949020000000000002"]
 
 
+async def test_modems_are_listed_in_natural_port_order(tmp_path: Path, cli: Cli) -> None:
+    async with running_daemon(tmp_path, 11) as farm:  # ports modem0 ... modem10
+        code, out, _ = await cli("modems", "--admin", farm.admin_url)
+        _, json_out, _ = await cli("modems", "--admin", farm.admin_url, "--json")
+    expected = [str(tmp_path / f"modem{n}") for n in range(11)]
+    assert [m["port"] for m in json.loads(json_out)["modems"]] == expected
+    assert code == 0
+    rows = out.splitlines()[1:12]
+    iccids = [next(word for word in row.split() if word.startswith("894902")) for row in rows]
+    assert iccids == [f"894902000000000{n:04d}" for n in range(1, 12)]
+
+
 async def test_activations_table_and_json(tmp_path: Path, cli: Cli) -> None:
     async with running_daemon(tmp_path, 2) as farm:
         empty_code, empty, _ = await cli("activations", "--admin", farm.admin_url)
