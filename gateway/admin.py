@@ -13,15 +13,21 @@ serves `/metrics` and `/health`. It has no key; the `[admin]` table keeps it on 
     POST /trace                {"port": P, "on": true|false}: log every byte of a port at INFO
     GET  /metrics              Prometheus text format
     GET  /health               200 when the API, the store and the farm are well, else 503
+    GET  /                     which daemon this is: its configuration file and process id
+
+Every reply, errors included, names the daemon in two headers (gateway.admin_identity), which
+the command line checks before it shows or changes anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import json
 import logging
+import os
 import re
 import socket
 import time
@@ -35,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from drivers.events import ModemState, ModemStatus
+from gateway.admin_identity import DaemonIdentity
 from gateway.api import ApiError, read_json
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import UnknownActivation
@@ -57,6 +64,29 @@ STORE_HEALTH_TIMEOUT_SECONDS = 2.0
 SHUTDOWN_GRACE_SECONDS = 2.0
 #: How long to wait for the admin listener to come up.
 START_TIMEOUT_SECONDS = 30.0
+
+
+class AdminListenError(RuntimeError):
+    """The admin endpoint cannot listen; `str()` is the one line to show (port, setting, fix)."""
+
+
+def admin_listen_error(
+    host: str, port: int, source: os.PathLike[str] | str | None, exc: OSError
+) -> AdminListenError:
+    """Why the [admin] listener failed, naming the setting to change and how."""
+    # socket.create_server appends the address to strerror; the message names it once already.
+    # (A host that does not resolve has a negative errno of its own, gaierror's.)
+    plain_errno = exc.errno is not None and exc.errno > 0
+    reason = (os.strerror(exc.errno) if plain_errno else exc.strerror or str(exc)).lower()
+    table = f"the [admin] table of {os.fspath(source)}" if source is not None else "[admin]"
+    if exc.errno == errno.EADDRINUSE:
+        fix = (
+            f"another program holds port {port}: stop it, or set another `port` in {table} "
+            "(0 picks a free one)"
+        )
+    else:
+        fix = f"check `host` and `port` in {table}"
+    return AdminListenError(f"the admin endpoint cannot listen on {host}:{port} ({reason}); {fix}")
 
 
 class HealthSource(Protocol):
@@ -161,14 +191,17 @@ class AdminApi:
         health: HealthCheck | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        identity: DaemonIdentity | None = None,
     ) -> None:
         self.source = source
         self.metrics = metrics
         self._health = health or (lambda: health_report(source))
         self.clock = clock
+        self.identity = identity or DaemonIdentity.of_this_process(None)
 
     def routes(self) -> list[Route]:
         return [
+            Route("/", self.whoami, methods=["GET"]),
             Route("/modems", self.modems, methods=["GET"]),
             Route("/activations", self.activations, methods=["GET"]),
             Route("/sms", self.sms, methods=["GET"]),
@@ -180,6 +213,17 @@ class AdminApi:
         ]
 
     # --- reading ------------------------------------------------------------------------------
+
+    async def whoami(self, request: Request) -> Response:
+        config = self.identity.config
+        return json_response(
+            {
+                "daemon": {
+                    "config": os.fspath(config) if config is not None else None,
+                    "pid": self.identity.pid,
+                }
+            }
+        )
 
     async def modems(self, request: Request) -> Response:
         farm = self.source.farm
@@ -349,7 +393,7 @@ async def _object(request: Request) -> dict[str, Any]:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(
-        "no such endpoint (GET /modems, /activations, /sms, /simbank, /metrics, /health; "
+        "no such endpoint (GET /, /modems, /activations, /sms, /simbank, /metrics, /health; "
         "POST /release, /trace)",
         404,
     )
@@ -364,11 +408,33 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response("internal error (see the daemon's log)", 500)
 
 
-def create_admin_app(api: AdminApi) -> Starlette:
-    return Starlette(
+def create_admin_app(api: AdminApi) -> Any:
+    """The admin routes, every reply (errors included) carrying the daemon's identity."""
+    app = Starlette(
         routes=api.routes(),
         exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
     )
+    return _WithIdentity(app, api.identity)
+
+
+class _WithIdentity:
+    """ASGI wrapper outside Starlette's own error handling, so even a 500 says who answered."""
+
+    def __init__(self, app: Any, identity: DaemonIdentity) -> None:
+        self.app = app
+        self.headers = identity.headers()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_identity(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_identity)
 
 
 # --- the listener ---------------------------------------------------------------------------

@@ -4,7 +4,10 @@ simulator, and look after a running daemon through its admin endpoint (`modems`,
 
 The operator commands find the admin endpoint with `--admin http://HOST:PORT`, else
 `$SIMFARM_ADMIN`, else the `[admin]` table of `--config FILE` (or `$SIMFARM_CONFIG`), else
-http://127.0.0.1:8081. They print tables that fit 100 columns, or the endpoint's JSON with `--json`.
+http://127.0.0.1:8081. Before they show or change anything they check who answers: simfarm, and,
+when a configuration file was named (by --config, or by $SIMFARM_CONFIG when it gave the
+address), the daemon started with that file; anything else is refused. They print tables that
+fit 100 columns, or the endpoint's JSON with `--json`.
 
 Exit codes: 0 success, 1 the action failed (e.g. the simulator refused a request, the daemon is
 not running), 2 bad usage or a configuration that cannot be used.
@@ -22,9 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gateway.admin_identity import DaemonIdentity, config_identity
 from gateway.config import ConfigError, config_warnings, load_admin_config, load_config
 from gateway.logs import quote_value, setup_logging
 
@@ -204,9 +209,14 @@ def _run(given: str | None) -> int:
     setup_logging(config.log.level)
     for warning in config_warnings(config):
         log.warning("event=config_warning detail=%s", quote_value(warning))
+    from gateway.admin import AdminListenError
     from gateway.daemon import run_daemon
 
-    return asyncio.run(run_daemon(config))
+    try:
+        return asyncio.run(run_daemon(config))
+    except AdminListenError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
 
 
 def _check_config(given: str | None) -> int:
@@ -266,6 +276,10 @@ class AdminRefused(Exception):
     """The daemon answered with an error."""
 
 
+class WrongDaemon(Exception):
+    """What answers is not simfarm, or another daemon than the configuration's."""
+
+
 def admin_address(
     given: str | None, config: str | None, environ: dict[str, str] | None = None
 ) -> str:
@@ -284,6 +298,21 @@ def admin_address(
     return address.rstrip("/")
 
 
+def expected_config(
+    given_admin: str | None, config: str | None, environ: dict[str, str] | None = None
+) -> Path | None:
+    """The configuration file the daemon must have been started with, when one was named: the
+    --config file, else $SIMFARM_CONFIG when it (and not --admin or $SIMFARM_ADMIN) gave the
+    address."""
+    environ = dict(os.environ) if environ is None else environ
+    if config:
+        return config_identity(config)
+    if given_admin or environ.get(ADMIN_ENVIRONMENT_VARIABLE):
+        return None
+    path = environ.get(CONFIG_ENVIRONMENT_VARIABLE)
+    return config_identity(path) if path else None
+
+
 def _connectable(host: str) -> str:
     """A listen address as one to connect to: any-address means this machine."""
     if host in ("0.0.0.0", ""):
@@ -296,13 +325,41 @@ def _connectable(host: str) -> str:
 
 
 class AdminClient:
-    """The daemon's admin endpoint over HTTP (loopback, no proxies)."""
+    """The daemon's admin endpoint over HTTP (loopback, no proxies).
 
-    def __init__(self, address: str, timeout: float = ADMIN_TIMEOUT_SECONDS) -> None:
+    Every reply must say it comes from simfarm and, when `expected` names a configuration file,
+    from the daemon started with it (WrongDaemon otherwise). A request that changes something
+    is sent only after a reading one has shown who answers.
+    """
+
+    def __init__(
+        self, address: str, timeout: float = ADMIN_TIMEOUT_SECONDS, expected: Path | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        self.expected = expected
+        self._checked = False
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method != "GET" and not self._checked:
+            self._exchange("GET", "/")
+        reply = self._exchange(method, path, **kwargs)
+        try:
+            payload = reply.json()
+        except ValueError:
+            payload = None
+        if reply.status_code >= 400:
+            if isinstance(payload, dict) and "error" in payload:
+                message = str(payload["error"])
+            else:
+                message = f"HTTP {reply.status_code} from {self.address}{path}"
+            raise AdminRefused(message)
+        if payload is None:
+            raise AdminRefused(f"{self.address}{path} did not answer JSON: is this simfarm?")
+        return payload
+
+    def _exchange(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; the reply once its sender is known to be the right daemon."""
         import httpx
 
         try:
@@ -322,19 +379,22 @@ class AdminClient:
             ) from None
         except httpx.HTTPError as exc:
             raise AdminUnreachable(f"cannot talk to simfarm on {self.address}: {exc}") from None
-        try:
-            payload = reply.json()
-        except ValueError:
-            payload = None
-        if reply.status_code >= 400:
-            if isinstance(payload, dict) and "error" in payload:
-                message = str(payload["error"])
-            else:
-                message = f"HTTP {reply.status_code} from {self.address}{path}"
-            raise AdminRefused(message)
-        if payload is None:
-            raise AdminRefused(f"{self.address}{path} did not answer JSON: is this simfarm?")
-        return payload
+        self._check(DaemonIdentity.from_headers(reply.headers))
+        return reply
+
+    def _check(self, identity: DaemonIdentity | None) -> None:
+        if identity is None:
+            raise WrongDaemon(
+                f"what answers on {self.address} is not simfarm's admin endpoint; another "
+                "program holds the port (see [admin] in the configuration, or pass --admin URL)"
+            )
+        if self.expected is not None and identity.config != self.expected:
+            raise WrongDaemon(
+                f"the simfarm answering on {self.address} runs {identity.describe()}, not "
+                f"{self.expected}; it holds the [admin] port of {self.expected}: give one of "
+                "the two another [admin] port"
+            )
+        self._checked = True
 
 
 OPERATOR_COMMANDS = ("modems", "activations", "sms", "release", "trace", "simbank")
@@ -350,7 +410,7 @@ def _operator(args: argparse.Namespace) -> int:
     if scheme not in ("http", "https"):
         _error(f"--admin must be an http:// URL (got {address})")
         return EXIT_USAGE
-    client = AdminClient(address)
+    client = AdminClient(address, expected=expected_config(args.admin, args.config))
     command: Callable[[AdminClient, argparse.Namespace], int] = {
         "modems": _modems,
         "activations": _activations,
@@ -364,7 +424,7 @@ def _operator(args: argparse.Namespace) -> int:
     except AdminUnreachable as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
-    except AdminRefused as exc:
+    except (AdminRefused, WrongDaemon) as exc:
         _error(str(exc))
         return EXIT_FAILED
 

@@ -238,6 +238,28 @@ def run_module(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_run_with_its_admin_port_taken_exits_with_one_line(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        taken = busy.getsockname()[1]
+        database = tmp_path / "simfarm.db"
+        path = write(
+            tmp_path,
+            GOOD.replace("/dev/simfarm/*", str(tmp_path / "no-modem-*"))
+            + f'[server]\nport = 0\n[admin]\nport = {taken}\n[storage]\npath = "{database}"\n',
+        )
+        done = run_module("run", "--config", str(path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    # Log lines (key=value, with an event) may come and go; the error is one plain line.
+    plain = [line for line in done.stderr.splitlines() if " event=" not in line]
+    assert plain == [
+        f"simfarm: the admin endpoint cannot listen on 127.0.0.1:{taken} (address already in "
+        f"use); another program holds port {taken}: stop it, or set another `port` in the "
+        f"[admin] table of {path} (0 picks a free one)"
+    ]
+    assert not database.exists()  # refused before the store was opened
+
+
 def test_module_check_config_ok(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD)
     done = run_module("check-config", str(path))
