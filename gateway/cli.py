@@ -580,7 +580,7 @@ def _trace(client: AdminClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: The failure kinds of a rotation, in the order of the spec (S1-S4).
+#: The failure kinds of a rotation, in the order they happen, and their labels in the summary.
 SIMBANK_FAILURE_KINDS = (
     ("S1", "not_applied"),
     ("S2", "wrong_landing"),

@@ -298,7 +298,7 @@ class SimbankConfig(BaseModel):
     max_in_transition: float = Field(0.25, gt=0, le=1)
     min_command_interval_seconds: float = Field(1.0, ge=0)
     channels: dict[ChannelKey, NonEmptyStr] = Field(min_length=1)
-    # The steps of a rotation (spec simbank.md §6.2); defaults suit real boards and modules.
+    # The steps of a rotation; the defaults suit real boards and modules.
     drain_seconds: float = Field(130.0, ge=0)  # out of GET_SERVICES this long before switching
     settle_seconds: float = Field(5.0, ge=0)  # after the switch command, before the reset
     reset: Literal["full", "radio"] = "full"  # AT+CFUN=1,1, or AT+CFUN=0 then AT+CFUN=1
