@@ -38,6 +38,8 @@ async def test_demo_serves_and_stops_on_sigint(tmp_path) -> None:
         "demo",
         "--port",
         str(free_port()),
+        "--admin-port",
+        "0",
         "--control",
         str(control),
         "--data",
