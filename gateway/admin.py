@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import inspect
 import json
 import logging
@@ -43,6 +42,7 @@ from starlette.routing import Route
 from drivers.events import ModemState, ModemStatus
 from gateway.admin_identity import DaemonIdentity
 from gateway.api import ApiError, read_json
+from gateway.listen_check import listen_failure
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import UnknownActivation
 from gateway.store import StoreError
@@ -74,19 +74,7 @@ def admin_listen_error(
     host: str, port: int, source: os.PathLike[str] | str | None, exc: OSError
 ) -> AdminListenError:
     """Why the [admin] listener failed, naming the setting to change and how."""
-    # socket.create_server appends the address to strerror; the message names it once already.
-    # (A host that does not resolve has a negative errno of its own, gaierror's.)
-    plain_errno = exc.errno is not None and exc.errno > 0
-    reason = (os.strerror(exc.errno) if plain_errno else exc.strerror or str(exc)).lower()
-    table = f"the [admin] table of {os.fspath(source)}" if source is not None else "[admin]"
-    if exc.errno == errno.EADDRINUSE:
-        fix = (
-            f"another program holds port {port}: stop it, or set another `port` in {table} "
-            "(0 picks a free one)"
-        )
-    else:
-        fix = f"check `host` and `port` in {table}"
-    return AdminListenError(f"the admin endpoint cannot listen on {host}:{port} ({reason}); {fix}")
+    return AdminListenError(listen_failure("the admin endpoint", "admin", host, port, source, exc))
 
 
 class HealthSource(Protocol):

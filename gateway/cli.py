@@ -206,6 +206,14 @@ def _run(given: str | None) -> int:
     config = _load(given, "simfarm run --config FILE")
     if config is None:
         return EXIT_USAGE
+    from gateway.listen_check import cannot_listen, listen_failure
+
+    server = config.server
+    busy = cannot_listen(server.host, server.port)
+    if busy is not None:  # said before anything starts (the admin port is the daemon's first step)
+        what = "the marketplace API"
+        _error(listen_failure(what, "server", server.host, server.port, config.source, busy))
+        return EXIT_FAILED
     setup_logging(config.log.level)
     for warning in config_warnings(config):
         log.warning("event=config_warning detail=%s", quote_value(warning))

@@ -48,6 +48,7 @@ from gateway.admin import AdminListenError
 from gateway.config import Config, ConfigError, config_from_dict
 from gateway.daemon import Daemon
 from gateway.fake_marketplace import FakeMarketplace, ReceivedPush
+from gateway.listen_check import cannot_listen, reason
 from gateway.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -226,14 +227,12 @@ def port_problem(args: argparse.Namespace) -> str | None:
             if port == other_port:
                 return f"{flag} and {other_flag} are both {port}; give each its own port"
     for host, port, flag in fixed:
-        try:
-            with socket.create_server((host, port)):
-                pass
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                return f"port {port} is in use; use {flag} (0 picks a free one)"
-            reason = os.strerror(exc.errno) if exc.errno and exc.errno > 0 else exc.strerror
-            return f"cannot listen on {host}:{port} ({reason or exc}); check --host and {flag}"
+        exc = cannot_listen(host, port)
+        if exc is None:
+            continue
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} is in use; use {flag} (0 picks a free one)"
+        return f"cannot listen on {host}:{port} ({reason(exc)}); check --host and {flag}"
     return None
 
 

@@ -238,14 +238,19 @@ def run_module(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_run_with_its_admin_port_taken_exits_with_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("table", "what"), [("server", "the marketplace API"), ("admin", "the admin endpoint")]
+)
+def test_run_with_a_port_taken_exits_with_one_line(tmp_path: Path, table: str, what: str) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         taken = busy.getsockname()[1]
+        ports = {"server": 0, "admin": 0, table: taken}
         database = tmp_path / "simfarm.db"
         path = write(
             tmp_path,
             GOOD.replace("/dev/simfarm/*", str(tmp_path / "no-modem-*"))
-            + f'[server]\nport = 0\n[admin]\nport = {taken}\n[storage]\npath = "{database}"\n',
+            + f"[server]\nport = {ports['server']}\n[admin]\nport = {ports['admin']}\n"
+            + f'[storage]\npath = "{database}"\n',
         )
         done = run_module("run", "--config", str(path))
     assert done.returncode == 1
@@ -253,9 +258,9 @@ def test_run_with_its_admin_port_taken_exits_with_one_line(tmp_path: Path) -> No
     # Log lines (key=value, with an event) may come and go; the error is one plain line.
     plain = [line for line in done.stderr.splitlines() if " event=" not in line]
     assert plain == [
-        f"simfarm: the admin endpoint cannot listen on 127.0.0.1:{taken} (address already in "
-        f"use); another program holds port {taken}: stop it, or set another `port` in the "
-        f"[admin] table of {path} (0 picks a free one)"
+        f"simfarm: {what} cannot listen on 127.0.0.1:{taken} (address already in use); "
+        f"another program holds port {taken}: stop it, or set another `port` in the "
+        f"[{table}] table of {path} (0 picks a free one)"
     ]
     assert not database.exists()  # refused before the store was opened
 
