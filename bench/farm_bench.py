@@ -33,7 +33,7 @@ from gateway.config import Config
 from gateway.fake_marketplace import FakeMarketplace, ReceivedPush
 
 HOST = "127.0.0.1"
-KEY = "bench-farm-key"
+KEY = "bench-farm-partner-key"
 SERVICES = ("vk", "wa", "tg")
 #: How often start-up polls GET_SERVICES, and how long it waits at most.
 STARTUP_POLL_SECONDS = 0.1

@@ -13,6 +13,10 @@ serves `/metrics` and `/health`. It has no key; the `[admin]` table keeps it on 
     POST /trace                {"port": P, "on": true|false}: log every byte of a port at INFO
     GET  /metrics              Prometheus text format
     GET  /health               200 when the API, the store and the farm are well, else 503
+    GET  /                     which daemon this is: its configuration file and process id
+
+Every reply, errors included, names the daemon in two headers (gateway.admin_identity), which
+the command line checks before it shows or changes anything.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import contextlib
 import inspect
 import json
 import logging
+import os
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator
@@ -34,7 +40,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from drivers.events import ModemState, ModemStatus
+from gateway.admin_identity import DaemonIdentity
 from gateway.api import ApiError, read_json
+from gateway.listen_check import listen_failure
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import UnknownActivation
 from gateway.store import StoreError
@@ -57,6 +65,17 @@ STORE_HEALTH_TIMEOUT_SECONDS = 2.0
 SHUTDOWN_GRACE_SECONDS = 2.0
 #: How long to wait for the admin listener to come up.
 START_TIMEOUT_SECONDS = 30.0
+
+
+class AdminListenError(RuntimeError):
+    """The admin endpoint cannot listen; `str()` is the one line to show (port, setting, fix)."""
+
+
+def admin_listen_error(
+    host: str, port: int, source: os.PathLike[str] | str | None, exc: OSError
+) -> AdminListenError:
+    """Why the [admin] listener failed, naming the setting to change and how."""
+    return AdminListenError(listen_failure("the admin endpoint", "admin", host, port, source, exc))
 
 
 class HealthSource(Protocol):
@@ -209,14 +228,17 @@ class AdminApi:
         health: HealthCheck | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        identity: DaemonIdentity | None = None,
     ) -> None:
         self.source = source
         self.metrics = metrics
         self._health = health or (lambda: health_report(source))
         self.clock = clock
+        self.identity = identity or DaemonIdentity.of_this_process(None)
 
     def routes(self) -> list[Route]:
         return [
+            Route("/", self.whoami, methods=["GET"]),
             Route("/modems", self.modems, methods=["GET"]),
             Route("/activations", self.activations, methods=["GET"]),
             Route("/sms", self.sms, methods=["GET"]),
@@ -229,9 +251,21 @@ class AdminApi:
 
     # --- reading ------------------------------------------------------------------------------
 
+    async def whoami(self, request: Request) -> Response:
+        config = self.identity.config
+        return json_response(
+            {
+                "daemon": {
+                    "config": os.fspath(config) if config is not None else None,
+                    "pid": self.identity.pid,
+                }
+            }
+        )
+
     async def modems(self, request: Request) -> Response:
         farm = self.source.farm
         statuses = farm.statuses() if farm is not None else []
+        statuses = sorted(statuses, key=lambda status: natural_order(status.port))
         patterns = farm.port_patterns if farm is not None else {}
         return json_response(
             {
@@ -367,6 +401,13 @@ class AdminApi:
         return json_response({"port": port, "trace": on, "driver_running": running})
 
 
+def natural_order(port: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that puts /dev/pts/9 before /dev/pts/16: runs of digits compare as numbers."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", port) if part
+    )
+
+
 def _activation_row(activation: ActivationRecord, now: float) -> dict[str, Any]:
     return {
         "activation_id": activation.id,
@@ -395,7 +436,7 @@ async def _object(request: Request) -> dict[str, Any]:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     return error_response(
-        "no such endpoint (GET /modems, /activations, /sms, /simbank, /metrics, /health; "
+        "no such endpoint (GET /, /modems, /activations, /sms, /simbank, /metrics, /health; "
         "POST /release, /trace)",
         404,
     )
@@ -410,11 +451,33 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response("internal error (see the daemon's log)", 500)
 
 
-def create_admin_app(api: AdminApi) -> Starlette:
-    return Starlette(
+def create_admin_app(api: AdminApi) -> Any:
+    """The admin routes, every reply (errors included) carrying the daemon's identity."""
+    app = Starlette(
         routes=api.routes(),
         exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
     )
+    return _WithIdentity(app, api.identity)
+
+
+class _WithIdentity:
+    """ASGI wrapper outside Starlette's own error handling, so even a 500 says who answered."""
+
+    def __init__(self, app: Any, identity: DaemonIdentity) -> None:
+        self.app = app
+        self.headers = identity.headers()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_identity(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_identity)
 
 
 # --- the listener ---------------------------------------------------------------------------

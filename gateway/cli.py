@@ -4,7 +4,10 @@ simulator, and look after a running daemon through its admin endpoint (`modems`,
 
 The operator commands find the admin endpoint with `--admin http://HOST:PORT`, else
 `$SIMFARM_ADMIN`, else the `[admin]` table of `--config FILE` (or `$SIMFARM_CONFIG`), else
-http://127.0.0.1:8081. They print tables that fit 100 columns, or the endpoint's JSON with `--json`.
+http://127.0.0.1:8081. Before they show or change anything they check who answers: simfarm, and,
+when a configuration file was named (by --config, or by $SIMFARM_CONFIG when it gave the
+address), the daemon started with that file; anything else is refused. They print tables that
+fit 100 columns, or the endpoint's JSON with `--json`.
 
 Exit codes: 0 success, 1 the action failed (e.g. the simulator refused a request, the daemon is
 not running), 2 bad usage or a configuration that cannot be used.
@@ -22,9 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gateway.admin_identity import DaemonIdentity, config_identity
 from gateway.config import ConfigError, config_warnings, load_admin_config, load_config
 from gateway.logs import quote_value, setup_logging
 
@@ -177,39 +182,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
-def _config_path(given: str | None) -> str | None:
+def _config_path(given: str | None, usage: str) -> str | None:
+    """The file given, else $SIMFARM_CONFIG; `usage` shows how the command takes a file."""
     path = given or os.environ.get(CONFIG_ENVIRONMENT_VARIABLE)
     if not path:
-        _error(f"no configuration file: pass --config FILE or set ${CONFIG_ENVIRONMENT_VARIABLE}")
+        _error(f"no configuration file: run `{usage}` or set ${CONFIG_ENVIRONMENT_VARIABLE}")
         return None
     return path
 
 
-def _load(given: str | None) -> Config | None:
-    path = _config_path(given)
+def _load(given: str | None, usage: str) -> Config | None:
+    path = _config_path(given, usage)
     if path is None:
         return None
     try:
         return load_config(path)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)  # already one line naming the file and the key
+        print(exc, file=sys.stderr)  # a line per mistake, each naming the file and the key
         return None
 
 
 def _run(given: str | None) -> int:
-    config = _load(given)
+    config = _load(given, "simfarm run --config FILE")
     if config is None:
         return EXIT_USAGE
+    from gateway.listen_check import cannot_listen, listen_failure
+
+    server = config.server
+    busy = cannot_listen(server.host, server.port)
+    if busy is not None:  # said before anything starts (the admin port is the daemon's first step)
+        what = "the marketplace API"
+        _error(listen_failure(what, "server", server.host, server.port, config.source, busy))
+        return EXIT_FAILED
     setup_logging(config.log.level)
     for warning in config_warnings(config):
         log.warning("event=config_warning detail=%s", quote_value(warning))
+    from gateway.admin import AdminListenError
     from gateway.daemon import run_daemon
 
-    return asyncio.run(run_daemon(config))
+    try:
+        return asyncio.run(run_daemon(config))
+    except AdminListenError as exc:
+        _error(str(exc))
+        return EXIT_FAILED
 
 
 def _check_config(given: str | None) -> int:
-    config = _load(given)
+    config = _load(given, "simfarm check-config FILE")
     if config is None:
         return EXIT_USAGE
     print(f"OK: {config.source}")
@@ -265,6 +284,10 @@ class AdminRefused(Exception):
     """The daemon answered with an error."""
 
 
+class WrongDaemon(Exception):
+    """What answers is not simfarm, or another daemon than the configuration's."""
+
+
 def admin_address(
     given: str | None, config: str | None, environ: dict[str, str] | None = None
 ) -> str:
@@ -283,6 +306,21 @@ def admin_address(
     return address.rstrip("/")
 
 
+def expected_config(
+    given_admin: str | None, config: str | None, environ: dict[str, str] | None = None
+) -> Path | None:
+    """The configuration file the daemon must have been started with, when one was named: the
+    --config file, else $SIMFARM_CONFIG when it (and not --admin or $SIMFARM_ADMIN) gave the
+    address."""
+    environ = dict(os.environ) if environ is None else environ
+    if config:
+        return config_identity(config)
+    if given_admin or environ.get(ADMIN_ENVIRONMENT_VARIABLE):
+        return None
+    path = environ.get(CONFIG_ENVIRONMENT_VARIABLE)
+    return config_identity(path) if path else None
+
+
 def _connectable(host: str) -> str:
     """A listen address as one to connect to: any-address means this machine."""
     if host in ("0.0.0.0", ""):
@@ -295,13 +333,41 @@ def _connectable(host: str) -> str:
 
 
 class AdminClient:
-    """The daemon's admin endpoint over HTTP (loopback, no proxies)."""
+    """The daemon's admin endpoint over HTTP (loopback, no proxies).
 
-    def __init__(self, address: str, timeout: float = ADMIN_TIMEOUT_SECONDS) -> None:
+    Every reply must say it comes from simfarm and, when `expected` names a configuration file,
+    from the daemon started with it (WrongDaemon otherwise). A request that changes something
+    is sent only after a reading one has shown who answers.
+    """
+
+    def __init__(
+        self, address: str, timeout: float = ADMIN_TIMEOUT_SECONDS, expected: Path | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
+        self.expected = expected
+        self._checked = False
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        if method != "GET" and not self._checked:
+            self._exchange("GET", "/")
+        reply = self._exchange(method, path, **kwargs)
+        try:
+            payload = reply.json()
+        except ValueError:
+            payload = None
+        if reply.status_code >= 400:
+            if isinstance(payload, dict) and "error" in payload:
+                message = str(payload["error"])
+            else:
+                message = f"HTTP {reply.status_code} from {self.address}{path}"
+            raise AdminRefused(message)
+        if payload is None:
+            raise AdminRefused(f"{self.address}{path} did not answer JSON: is this simfarm?")
+        return payload
+
+    def _exchange(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; the reply once its sender is known to be the right daemon."""
         import httpx
 
         try:
@@ -321,19 +387,22 @@ class AdminClient:
             ) from None
         except httpx.HTTPError as exc:
             raise AdminUnreachable(f"cannot talk to simfarm on {self.address}: {exc}") from None
-        try:
-            payload = reply.json()
-        except ValueError:
-            payload = None
-        if reply.status_code >= 400:
-            if isinstance(payload, dict) and "error" in payload:
-                message = str(payload["error"])
-            else:
-                message = f"HTTP {reply.status_code} from {self.address}{path}"
-            raise AdminRefused(message)
-        if payload is None:
-            raise AdminRefused(f"{self.address}{path} did not answer JSON: is this simfarm?")
-        return payload
+        self._check(DaemonIdentity.from_headers(reply.headers))
+        return reply
+
+    def _check(self, identity: DaemonIdentity | None) -> None:
+        if identity is None:
+            raise WrongDaemon(
+                f"what answers on {self.address} is not simfarm's admin endpoint; another "
+                "program holds the port (see [admin] in the configuration, or pass --admin URL)"
+            )
+        if self.expected is not None and identity.config != self.expected:
+            raise WrongDaemon(
+                f"the simfarm answering on {self.address} runs {identity.describe()}, not "
+                f"{self.expected}; it holds the [admin] port of {self.expected}: give one of "
+                "the two another [admin] port"
+            )
+        self._checked = True
 
 
 OPERATOR_COMMANDS = ("modems", "activations", "sms", "release", "trace", "simbank")
@@ -349,7 +418,7 @@ def _operator(args: argparse.Namespace) -> int:
     if scheme not in ("http", "https"):
         _error(f"--admin must be an http:// URL (got {address})")
         return EXIT_USAGE
-    client = AdminClient(address)
+    client = AdminClient(address, expected=expected_config(args.admin, args.config))
     command: Callable[[AdminClient, argparse.Namespace], int] = {
         "modems": _modems,
         "activations": _activations,
@@ -363,7 +432,7 @@ def _operator(args: argparse.Namespace) -> int:
     except AdminUnreachable as exc:
         print(exc, file=sys.stderr)
         return EXIT_FAILED
-    except AdminRefused as exc:
+    except (AdminRefused, WrongDaemon) as exc:
         _error(str(exc))
         return EXIT_FAILED
 
@@ -521,7 +590,7 @@ def _trace(client: AdminClient, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-#: The failure kinds of a rotation, in the order of the spec (S1-S4).
+#: The failure kinds of a rotation, in the order they happen, and their labels in the summary.
 SIMBANK_FAILURE_KINDS = (
     ("S1", "not_applied"),
     ("S2", "wrong_landing"),

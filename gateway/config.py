@@ -1,9 +1,9 @@
 """The configuration contract: one TOML file, checked completely before anything starts.
 
 Every mistake in the file (an unknown key, a string where a number belongs, a missing key, a bad
-value) is refused with one line that names the file and the key, so an operator can fix it without
-reading a traceback. Relative paths in the file (`[storage] path`) are relative to the working
-directory the daemon is started in, not to the file.
+value) is refused with one line that names the file and the key, all mistakes at once, so an
+operator can fix them without reading a traceback. Relative paths in the file (`[storage]
+path`) are relative to the working directory the daemon is started in, not to the file.
 
 The marketplace key may live in the file or in the `SIMFARM_KEY` environment variable; the
 environment wins, so a key can stay out of a file that is copied around.
@@ -20,7 +20,7 @@ import stat
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -38,6 +38,10 @@ from pydantic import (
 
 #: The environment variable that holds (and overrides) the marketplace key.
 KEY_ENVIRONMENT_VARIABLE = "SIMFARM_KEY"
+#: The key the example configuration ships with; refused, so a copied example cannot go live.
+PLACEHOLDER_KEY = "replace-with-your-partner-key"
+#: Shortest marketplace key accepted: anything shorter is a typo or a value pasted by mistake.
+MIN_KEY_LENGTH = 16
 #: A service name the marketplace reserves for rentals.
 RENT = "rent"
 #: Serial speeds a modem port may be configured with.
@@ -67,16 +71,32 @@ _MODEL_CONFIG = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_n
 
 
 class ConfigError(ValueError):
-    """A configuration that cannot be used; `str()` is one line naming the file and the key."""
+    """A configuration that cannot be used; `str()` has one line per mistake, naming the file and
+    the key, the first mistake first (so an operator fixes them all in one go)."""
 
-    def __init__(self, file: str, key: str | None, message: str, more: int = 0) -> None:
+    def __init__(
+        self,
+        file: str,
+        key: str | None,
+        message: str,
+        others: Sequence[tuple[str | None, str]] = (),
+    ) -> None:
         self.file = file
         self.key = key
         self.message = message
-        self.more = more
-        where = f"{file}: {key}: " if key else f"{file}: "
-        tail = f" (and {more} more error{'s' if more != 1 else ''})" if more else ""
-        super().__init__(f"{where}{message}{tail}")
+        self.others = tuple(others)
+        super().__init__(
+            "\n".join(_error_line(file, k, m) for k, m in ((key, message), *self.others))
+        )
+
+    @property
+    def more(self) -> int:
+        """How many mistakes there are besides the first."""
+        return len(self.others)
+
+
+def _error_line(file: str, key: str | None, message: str) -> str:
+    return f"{file}: {key}: {message}" if key else f"{file}: {message}"
 
 
 # --- value checks -------------------------------------------------------------------------------
@@ -173,6 +193,16 @@ class MarketplaceConfig(BaseModel):
             raise ValueError("must not be empty")
         if value != value.strip():
             raise ValueError("must not start or end with whitespace")
+        if value == PLACEHOLDER_KEY:
+            raise ValueError(
+                "is still the example's placeholder; put the partner key from Onlinesim here "
+                f"or in {KEY_ENVIRONMENT_VARIABLE}"
+            )
+        if len(value) < MIN_KEY_LENGTH:
+            raise ValueError(
+                f"is {len(value)} characters long; a partner key has at least {MIN_KEY_LENGTH} "
+                "(is it cut short, or another value?)"
+            )
         return value
 
     @property
@@ -268,7 +298,7 @@ class SimbankConfig(BaseModel):
     max_in_transition: float = Field(0.25, gt=0, le=1)
     min_command_interval_seconds: float = Field(1.0, ge=0)
     channels: dict[ChannelKey, NonEmptyStr] = Field(min_length=1)
-    # The steps of a rotation (spec simbank.md §6.2); defaults suit real boards and modules.
+    # The steps of a rotation; the defaults suit real boards and modules.
     drain_seconds: float = Field(130.0, ge=0)  # out of GET_SERVICES this long before switching
     settle_seconds: float = Field(5.0, ge=0)  # after the switch command, before the reset
     reset: Literal["full", "radio"] = "full"  # AT+CFUN=1,1, or AT+CFUN=0 then AT+CFUN=1
@@ -458,31 +488,87 @@ def _build(
     try:
         config = Config.model_validate({**document, "source": source})
     except ValidationError as exc:
-        raise _config_error(shown, exc) from None
+        env_note = f" (the key comes from {KEY_ENVIRONMENT_VARIABLE})"
+        raise _config_error(shown, exc, key_note=env_note if env_key else "") from None
     config._key_source = key_source
     return config
 
 
+#: A line that starts a `key = value` statement.
+_STATEMENT = re.compile(r"\s*[A-Za-z0-9_.\"' -]+=")
+
+
 def _toml_error_position(message: str, text: str) -> tuple[int, str]:
-    """tomllib says "(at line 7, column 3)" or "(at end of document)" inside its message."""
+    """The line to blame and the detail, from tomllib's "(at line 7, column 3)" or "(at end of
+    document)" suffix.
+
+    tomllib names where it stopped. When that is the first token of a line and an array was
+    still open, the mistake is at the end of the last line before it that holds anything (an
+    operator looks there for the missing "]"), and the detail says where parsing stopped.
+    """
+    lines = text.split("\n")
     match = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
     if match:
-        return int(match[1]), f"{message[: match.start()]}, column {match[2]}"
+        head, line, column = message[: match.start()], int(match[1]), int(match[2])
+        if _array_left_open(head, lines, line, column):
+            blamed = _last_content_line(lines, line - 1)
+            if blamed is not None:
+                return blamed, (
+                    f'{head}: a "]" or "," is missing at the end of the line '
+                    f"(noticed at line {line}, column {column})"
+                )
+        return line, f"{head}, column {column}"
     match = re.search(r"\s*\(at end of document\)$", message)
     if match:
-        last_line = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        return max(last_line, 1), f"{message[: match.start()]} at end of file"
+        blamed = _last_content_line(lines, len(lines)) or 1
+        return blamed, f"{message[: match.start()]} at end of file"
     return 1, message
+
+
+def _array_left_open(head: str, lines: list[str], line: int, column: int) -> bool:
+    """Whether tomllib stopped at the first token of a line because an array above was never
+    closed (arrays may span lines, so it only notices there).
+
+    "Unclosed array" there always means that; "Invalid value" only when the line goes on with a
+    `key = value` statement (otherwise the value on that line itself is what is wrong).
+    """
+    if line > len(lines) or lines[line - 1][: column - 1].strip():
+        return False
+    if head == "Unclosed array":
+        return True
+    return head == "Invalid value" and _STATEMENT.match(lines[line - 1]) is not None
+
+
+def _last_content_line(lines: list[str], before: int) -> int | None:
+    """The number (from 1) of the last of the first `before` lines that is not blank or only a
+    comment; None when there is none."""
+    for index in range(min(before, len(lines)) - 1, -1, -1):
+        stripped = lines[index].strip()
+        if stripped and not stripped.startswith("#"):
+            return index + 1
+    return None
 
 
 # --- turning pydantic's errors into one line ----------------------------------------------------
 
 
-def _config_error(shown: str, exc: ValidationError) -> ConfigError:
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = tuple(first["loc"])
-    return ConfigError(shown, _key_path(loc), _message(first, loc), len(errors) - 1)
+def _config_error(
+    shown: str, exc: ValidationError, prefix: tuple[Any, ...] = (), key_note: str = ""
+) -> ConfigError:
+    """Every mistake pydantic found, each as the key it concerns and what is wrong with it.
+
+    `key_note` is added to a mistake in the marketplace key (to say it came from the
+    environment, where the operator would not look for it otherwise).
+    """
+    found: list[tuple[str, str]] = []
+    for error in exc.errors(include_url=False):
+        loc = (*prefix, *error["loc"])
+        note = key_note if loc[:2] == ("marketplace", "key") else ""
+        entry = (_key_path(loc), _message(error, loc) + note)
+        if entry not in found:
+            found.append(entry)
+    (key, message), *others = found
+    return ConfigError(shown, key, message, others)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -695,11 +781,7 @@ def load_admin_config(
     try:
         return AdminConfig.model_validate(table)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        loc = ("admin", *errors[0]["loc"])
-        raise ConfigError(
-            shown, _key_path(loc), _message(errors[0], loc), len(errors) - 1
-        ) from None
+        raise _config_error(shown, exc, ("admin",)) from None
 
 
 def _plain_http_to_remote(url: str) -> bool:

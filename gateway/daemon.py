@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import Route
 
 from gateway import sd_notify
-from gateway.admin import AdminApi, AdminServer, create_admin_app, health_report
+from gateway.admin import (
+    AdminApi,
+    AdminServer,
+    admin_listen_error,
+    create_admin_app,
+    health_report,
+)
+from gateway.admin_identity import DaemonIdentity
 from gateway.api import MarketplaceApi, create_app
 from gateway.farm import DriverFactory, Farm, default_driver_factory
 from gateway.http_server import BackgroundServer
@@ -79,7 +86,7 @@ class Daemon:
 
     @property
     def admin_port(self) -> int | None:
-        """The port the admin endpoint listens on (None when it could not listen)."""
+        """The port the admin endpoint listens on (None before start)."""
         return self._admin.port if self._admin is not None else None
 
     async def health(self) -> dict[str, Any]:
@@ -104,6 +111,7 @@ class Daemon:
 
     async def start(self) -> None:
         config = self.config
+        await self._start_admin()  # first: a port it cannot have stops us before anything changed
         self.store = await Store.open(config.storage.path)
         self.pool = Pool(self.store, pool_rules(config))
         await self.pool.load()
@@ -143,27 +151,19 @@ class Daemon:
             )
         self.supervisor.start(MULTIPART_TASK, intake.run, vital=False)
         self.supervisor.start(FARM_TASK, self.farm.run, vital=True)
-        await self._start_admin()
 
     async def _start_admin(self) -> None:
-        """The operator's listener; when it cannot listen, the marketplace side runs on."""
+        """The operator's listener. One that cannot listen is an AdminListenError: running on
+        would leave `simfarm modems` and `release` talking to whatever holds the port."""
         admin = self.config.admin
-        server = AdminServer(
-            create_admin_app(AdminApi(self, self.metrics, self.health)), admin.host, admin.port
-        )
+        identity = DaemonIdentity.of_this_process(self.config.source)
+        api = AdminApi(self, self.metrics, self.health, identity=identity)
+        server = AdminServer(create_admin_app(api), admin.host, admin.port)
         try:
             await server.start()
         except OSError as exc:
             await server.stop()
-            log.error(
-                "event=admin_unavailable host=%s port=%d error=%r detail=%s",
-                admin.host,
-                admin.port,
-                str(exc),
-                '"the operator commands (simfarm modems ...) will not answer; free the port or '
-                'change [admin] port"',
-            )
-            return
+            raise admin_listen_error(admin.host, admin.port, self.config.source, exc) from None
         self._admin = server
         log.info("event=admin_listening host=%s port=%d", admin.host, server.port)
         self.supervisor.start(ADMIN_TASK, server.serve, vital=False)

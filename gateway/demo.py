@@ -13,9 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import random
+import shlex
+import shutil
 import signal
+import socket
+import stat
 import sys
 import tempfile
 import time
@@ -38,9 +44,11 @@ from drivers.simulator import (
     with_serial,
 )
 from drivers.simulator.simbank import BankFaults, SimulatedSimBank
-from gateway.config import Config, config_from_dict
+from gateway.admin import AdminListenError
+from gateway.config import Config, ConfigError, config_from_dict
 from gateway.daemon import Daemon
 from gateway.fake_marketplace import FakeMarketplace, ReceivedPush
+from gateway.listen_check import cannot_listen, reason
 from gateway.logs import setup_logging
 
 log = logging.getLogger(__name__)
@@ -167,26 +175,86 @@ def print_push(push: ReceivedPush) -> None:
     )
 
 
-def try_this(url: str, control: str, admin: str | None = None) -> str:
+def simfarm_command() -> str:
+    """How to run this very `simfarm` from any folder: by its absolute path, or through the
+    Python that runs it when started as `python -m gateway`."""
+    program = Path(os.path.abspath(sys.argv[0])) if sys.argv and sys.argv[0] else None
+    if program is None or program.name == "__main__.py" or not program.is_file():
+        return f"{shlex.quote(sys.executable)} -m gateway"
+    return shlex.quote(str(program))
+
+
+def try_this(url: str, control: str, admin: str, *, simbank: bool = False) -> str:
+    """What to try once the demo is up: the marketplace's calls and the operator's commands,
+    written so they work when pasted into another terminal, in any folder."""
     key = DEMO_KEY
     post = f"curl -s {url}/ -H 'Content-Type: application/json' -d"
+    simfarm = simfarm_command()
+    control = shlex.quote(os.path.abspath(control)) if not control.startswith("tcp://") else control
     return "\n".join(
         [
             "",
             f"simfarm demo is up: the marketplace API is on {url}",
+            f"The admin endpoint (for the operator's commands) is on {admin}",
             "Try this (in another terminal):",
             f"""  {post} '{{"action":"GET_SERVICES","key":"{key}"}}'""",
             f"""  {post} '{{"action":"GET_NUMBER","key":"{key}","country":"germany","""
             """"operator":"any","service":"vk","sum":10}'""",
-            "  simfarm sim send --to <number from GET_NUMBER> --from VK --text 'Your code: 12345'"
-            f" --control {control}",
+            f"  {simfarm} sim send --to <number from GET_NUMBER> --from VK "
+            f"--text 'Your code: 12345' --control {control}",
             f"""  {post} '{{"action":"FINISH_ACTIVATION","key":"{key}","activationId":"""
             """<activationId>,"status":3}'""",
-            *([f"  simfarm simbank --admin {admin}"] if admin else []),
+            f"  {simfarm} modems --admin {admin}",
+            f"  {simfarm} activations --admin {admin}",
+            *([f"  {simfarm} simbank --admin {admin}"] if simbank else []),
             "Every PUSH_SMS the marketplace receives is printed below. Ctrl-C stops everything.",
             "",
         ]
     )
+
+
+# --- before anything starts: the ports and the control socket it needs ---------------------
+
+
+def port_problem(args: argparse.Namespace) -> str | None:
+    """Why the demo could not have one of its ports (None when all are free), checked before
+    any file is touched: a demo that fails must leave a running one alone."""
+    wanted = [(args.host, args.port, "--port"), ("127.0.0.1", args.admin_port, "--admin-port")]
+    wanted.append(("127.0.0.1", args.market_port, "--market-port"))
+    fixed = [(host, port, flag) for host, port, flag in wanted if port != 0]
+    for n, (_, port, flag) in enumerate(fixed):
+        for _, other_port, other_flag in fixed[n + 1 :]:
+            if port == other_port:
+                return f"{flag} and {other_flag} are both {port}; give each its own port"
+    for host, port, flag in fixed:
+        exc = cannot_listen(host, port)
+        if exc is None:
+            continue
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} is in use; use {flag} (0 picks a free one)"
+        return f"cannot listen on {host}:{port} ({reason(exc)}); check --host and {flag}"
+    return None
+
+
+def control_problem(address: str) -> str | None:
+    """Why the control socket cannot be served at `address` (None when it can): a live socket
+    belongs to a running demo, and anything that is not a socket is not ours to replace."""
+    if address.startswith("tcp://"):
+        return None
+    path = Path(address)
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISSOCK(mode):
+        return f"{address} exists and is not a socket; use --control PATH"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(2.0)
+        try:
+            probe.connect(address)
+        except OSError:
+            return None  # left by a demo that is gone: replaced when the demo starts
+    return f"another simfarm demo is running (it serves {address}); stop it, or use --control"
 
 
 async def wait_until_live(daemon: Daemon, count: int, timeout: float) -> int:
@@ -298,6 +366,14 @@ async def play_traffic(
 async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
     data = Path(args.data) if args.data else Path(tempfile.mkdtemp(prefix="simfarm-demo-"))
     data.mkdir(parents=True, exist_ok=True)
+    try:
+        return await _run_demo(args, stop, data)
+    finally:
+        if not args.data:
+            shutil.rmtree(data, ignore_errors=True)
+
+
+async def _run_demo(args: argparse.Namespace, stop: asyncio.Event, data: Path) -> int:
     farm = build_farm(args.modems)
     market = FakeMarketplace(on_push=print_push)
     await market.start(port=args.market_port)
@@ -317,7 +393,8 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
         await daemon.start()
         url = f"http://{args.host}:{daemon.port}"
         total = len(farm) + (len(bank.modules) if bank is not None else 0)
-        print(f"Starting {total} simulated modems (database: {data / 'simfarm.db'}) ...")
+        kept = "" if args.data else " (a temporary folder, removed on exit; --data FOLDER keeps it)"
+        print(f"Starting {total} simulated modems; database: {data / 'simfarm.db'}{kept} ...")
         coming_up = asyncio.ensure_future(wait_until_live(daemon, total, STARTUP_WAIT_SECONDS))
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({coming_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
@@ -332,8 +409,8 @@ async def run_demo(args: argparse.Namespace, stop: asyncio.Event) -> int:
             print(f"  {row['name']:<20} {row['path']:<14} +{row['number']}")
         if bank is not None:
             print_bank(bank)
-        admin = f"http://127.0.0.1:{daemon.admin_port}" if daemon.admin_port else None
-        print(try_this(url, str(control_path), admin if bank is not None else None), flush=True)
+        admin = f"http://127.0.0.1:{daemon.admin_port}"
+        print(try_this(url, str(control_path), admin, simbank=bank is not None), flush=True)
         if bank is not None:
             tasks.append(asyncio.create_task(report_rotations(daemon)))
         if args.traffic:
@@ -388,6 +465,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    problem = port_problem(args) or control_problem(args.control)
+    if problem is not None:
+        print(f"simfarm demo: {problem}", file=sys.stderr)
+        return 1
     setup_logging(args.log_level)
 
     async def run() -> int:
@@ -399,6 +480,6 @@ def main(argv: list[str]) -> int:
 
     try:
         return asyncio.run(run())
-    except OSError as exc:
+    except (OSError, AdminListenError, ConfigError) as exc:  # e.g. a port taken since the check
         print(f"simfarm demo: {exc}", file=sys.stderr)
         return 1

@@ -28,3 +28,18 @@ async def read_until(stream: asyncio.StreamReader, pattern: str, timeout: float)
             if found:
                 return found
     raise AssertionError(f"{pattern!r} not among the first {MAX_LINES} lines")
+
+
+async def read_lines_until(stream: asyncio.StreamReader, pattern: str, timeout: float) -> list[str]:
+    """Every line read up to and including the first that matches `pattern` (bounded like
+    read_until), without their line ends."""
+    lines: list[str] = []
+    async with asyncio.timeout(timeout):
+        for _ in range(MAX_LINES):
+            line = (await stream.readline()).decode(errors="replace")
+            if not line:
+                raise AssertionError(f"the process ended before printing {pattern!r}: {lines}")
+            lines.append(line.rstrip("\n"))
+            if re.search(pattern, line):
+                return lines
+    raise AssertionError(f"{pattern!r} not among the first {MAX_LINES} lines")

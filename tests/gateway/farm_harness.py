@@ -28,7 +28,7 @@ from gateway.fake_marketplace import FakeMarketplace, Policy, always_succeed
 from gateway.farm import PortEvents
 from tests.drivers.modem_harness import FAST_TIMINGS
 
-KEY = "farm-test-key"
+KEY = "farm-test-partner-key"
 SERVICES = ("vk", "wa", "tg")
 #: Bound for what should happen promptly (a modem coming up, a push arriving); never waited out.
 EVENTUALLY_SECONDS = 60.0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +22,8 @@ import pytest
 from drivers.events import ModemState, ModemStatus, ReceivedPdu
 from drivers.modem_settings import DriverSettings
 from drivers.pdu import decode_pdu, encode_deliver
+from gateway.admin import AdminListenError
+from gateway.admin_identity import DaemonIdentity
 from gateway.config import ConfigError, config_from_dict, config_warnings
 from gateway.daemon import Daemon
 from gateway.fake_marketplace import FakeMarketplace, Policy, always_succeed
@@ -31,7 +35,9 @@ SERVICES = ("vk", "wa", "tg")
 EVENTUALLY_SECONDS = 20.0
 
 
-def make_config(tmp_path: Path, push_url: str, ports: list[str], **tables: Any):
+def make_config(
+    tmp_path: Path, push_url: str, ports: list[str], source: Path | None = None, **tables: Any
+):
     data: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": 0},
         "admin": {"host": "127.0.0.1", "port": 0},
@@ -42,7 +48,7 @@ def make_config(tmp_path: Path, push_url: str, ports: list[str], **tables: Any):
         "farm": {"rescan_seconds": 0.5, "multipart_timeout_seconds": 30},
     }
     data.update(tables)
-    return config_from_dict(data, environ={})
+    return config_from_dict(data, source=source, environ={})
 
 
 def modem_status(port: str, n: int, **changes: Any) -> ModemStatus:
@@ -184,8 +190,12 @@ async def running_daemon(
     statuses: dict[int, dict[str, Any]] | None = None,
     driver_class: type[FakeDriver] = FakeDriver,
     policy: Policy = always_succeed,
+    source: Path | None = None,
 ) -> AsyncIterator[Running]:
-    """A daemon whose ports are driven by fake drivers; waits until the ready SIMs are live."""
+    """A daemon whose ports are driven by fake drivers; waits until the ready SIMs are live.
+
+    `source` is the configuration file the daemon says it was started with (the configuration
+    itself is built in code)."""
     market = FakeMarketplace(policy=policy)
     await market.start()
     ports = []
@@ -204,7 +214,7 @@ async def running_daemon(
         drivers[port] = driver
         return driver
 
-    daemon = Daemon(make_config(tmp_path, market.url, ports), driver_factory=factory)
+    daemon = Daemon(make_config(tmp_path, market.url, ports, source), driver_factory=factory)
     running = Running(daemon, market, ports, drivers)
     try:
         await daemon.start()
@@ -530,25 +540,41 @@ def test_bad_admin_tables_are_refused_in_one_line(admin: dict[str, Any], message
     assert "\n" not in str(caught.value)
 
 
-async def test_a_busy_admin_port_leaves_the_marketplace_side_running(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    import socket
-
+async def test_a_busy_admin_port_stops_the_start_before_anything_changed(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         taken = busy.getsockname()[1]
-        market_url = "http://127.0.0.1:9/v1/PUSH_SMS"
-        config = make_config(tmp_path, market_url, [], admin={"host": "127.0.0.1", "port": taken})
+        source = tmp_path / "simfarm.toml"
+        config = make_config(
+            tmp_path, "http://127.0.0.1:9/v1/PUSH_SMS", [], source, admin={"port": taken}
+        )
         daemon = Daemon(config)
         try:
-            await daemon.start()
-            assert daemon.admin_port is None
-            async with httpx.AsyncClient(timeout=30) as client:
-                reply = await client.post(
-                    f"http://127.0.0.1:{daemon.port}/",
-                    json={"action": "GET_SERVICES", "key": KEY},
-                )
-            assert reply.status_code == 200
+            with pytest.raises(AdminListenError) as caught:
+                await daemon.start()
         finally:
             await daemon.stop()
-    assert any("event=admin_unavailable" in r.getMessage() for r in caplog.records)
+    assert str(caught.value) == (
+        f"the admin endpoint cannot listen on 127.0.0.1:{taken} (address already in use); "
+        f"another program holds port {taken}: stop it, or set another `port` in the [admin] "
+        f"table of {source} (0 picks a free one)"
+    )
+    assert daemon.admin_port is None and daemon.store is None
+    assert not (tmp_path / "simfarm.db").exists()
+
+
+async def test_every_admin_reply_names_the_daemon(tmp_path: Path) -> None:
+    source = tmp_path / "etc" / "simfarm ä.toml"  # a space and a non-ASCII letter travel too
+    async with running_daemon(tmp_path, 1, source=source) as farm:
+        replies = [
+            await farm.admin("GET", "/"),
+            await farm.admin("GET", "/modems"),
+            await farm.admin("GET", "/nowhere"),
+            await farm.admin("DELETE", "/modems"),
+            await farm.admin("POST", "/release", content=b"not json"),
+        ]
+    assert [r.status_code for r in replies] == [200, 200, 404, 405, 400]
+    for reply in replies:
+        assert DaemonIdentity.from_headers(reply.headers) == DaemonIdentity(
+            source.resolve(), os.getpid()
+        )
+    assert replies[0].json() == {"daemon": {"config": str(source.resolve()), "pid": os.getpid()}}

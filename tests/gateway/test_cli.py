@@ -110,12 +110,44 @@ def test_check_config_from_the_environment(
 
 def test_check_config_needs_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config"]) == 2
-    assert "SIMFARM_CONFIG" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "simfarm: no configuration file: run `simfarm check-config FILE` or set $SIMFARM_CONFIG\n"
+    )
 
 
-def test_example_configuration_passes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_needs_a_file(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    assert capsys.readouterr().err == (
+        "simfarm: no configuration file: run `simfarm run --config FILE` or set $SIMFARM_CONFIG\n"
+    )
+
+
+def test_example_configuration_passes_with_a_real_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIMFARM_KEY", "env-partner-key-42")
     assert main(["check-config", str(EXAMPLE)]) == 0
     assert capsys.readouterr().out.startswith(f"OK: {EXAMPLE}\n")
+
+
+def test_example_configuration_as_shipped_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(EXAMPLE)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith(f"{EXAMPLE}: marketplace.key: is still the example's placeholder")
+    assert err.count("\n") == 1
+
+
+def test_check_config_lists_every_mistake(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, GOOD.replace('["vk"]', "[]") + "[server]\nport = 70000\nhots = 1\n")
+    assert main(["check-config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}: server.port: must be at most 65535 (got 70000)",
+        f"{path}: server.hots: unknown key (did you mean 'host'?)",
+        f"{path}: offer.services: must not be empty",
+    ]
 
 
 # --- usage -----------------------------------------------------------------------------------
@@ -204,6 +236,33 @@ def run_module(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=SUBPROCESS_TIMEOUT_SECONDS,
         check=False,
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "what"), [("server", "the marketplace API"), ("admin", "the admin endpoint")]
+)
+def test_run_with_a_port_taken_exits_with_one_line(tmp_path: Path, table: str, what: str) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        taken = busy.getsockname()[1]
+        ports = {"server": 0, "admin": 0, table: taken}
+        database = tmp_path / "simfarm.db"
+        path = write(
+            tmp_path,
+            GOOD.replace("/dev/simfarm/*", str(tmp_path / "no-modem-*"))
+            + f"[server]\nport = {ports['server']}\n[admin]\nport = {ports['admin']}\n"
+            + f'[storage]\npath = "{database}"\n',
+        )
+        done = run_module("run", "--config", str(path))
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    # Log lines (key=value, with an event) may come and go; the error is one plain line.
+    plain = [line for line in done.stderr.splitlines() if " event=" not in line]
+    assert plain == [
+        f"simfarm: {what} cannot listen on 127.0.0.1:{taken} (address already in use); "
+        f"another program holds port {taken}: stop it, or set another `port` in the "
+        f"[{table}] table of {path} (0 picks a free one)"
+    ]
+    assert not database.exists()  # refused before the store was opened
 
 
 def test_module_check_config_ok(tmp_path: Path) -> None:

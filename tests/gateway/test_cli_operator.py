@@ -4,9 +4,12 @@ against a daemon running in the test's event loop (the CLI runs in a thread)."""
 from __future__ import annotations
 
 import asyncio
+import http.server
 import io
 import json
 import logging
+import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,18 @@ async def test_modems_table_and_json(tmp_path: Path, cli: Cli) -> None:
     assert json_code == 0
     modems = json.loads(json_out)["modems"]
     assert [m["iccid"] for m in modems[:2]] == ["8949020000000000001", "8949020000000000002"]
+
+
+async def test_modems_are_listed_in_natural_port_order(tmp_path: Path, cli: Cli) -> None:
+    async with running_daemon(tmp_path, 11) as farm:  # ports modem0 ... modem10
+        code, out, _ = await cli("modems", "--admin", farm.admin_url)
+        _, json_out, _ = await cli("modems", "--admin", farm.admin_url, "--json")
+    expected = [str(tmp_path / f"modem{n}") for n in range(11)]
+    assert [m["port"] for m in json.loads(json_out)["modems"]] == expected
+    assert code == 0
+    rows = out.splitlines()[1:12]
+    iccids = [next(word for word in row.split() if word.startswith("894902")) for row in rows]
+    assert iccids == [f"894902000000000{n:04d}" for n in range(1, 12)]
 
 
 async def test_activations_table_and_json(tmp_path: Path, cli: Cli) -> None:
@@ -200,14 +215,14 @@ async def test_every_command_says_when_the_daemon_is_not_running(cli: Cli, argv:
 async def test_the_admin_address_comes_from_the_environment_or_the_config(
     tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with running_daemon(tmp_path, 1) as farm:
+    config = tmp_path / "simfarm.toml"
+    async with running_daemon(tmp_path, 1, source=config) as farm:
         port = farm.daemon.admin_port
         monkeypatch.setenv("SIMFARM_ADMIN", farm.admin_url)
         env_code, env_out, _ = await cli("modems", "--json")
         monkeypatch.delenv("SIMFARM_ADMIN")
         # A file the daemon could not use (no key: it lives in the service's environment)
         # still tells where the admin endpoint is.
-        config = tmp_path / "simfarm.toml"
         config.write_text(f'[admin]\nhost = "0.0.0.0"\nport = {port}\n', encoding="utf-8")
         file_code, file_out, _ = await cli("activations", "--json", "--config", str(config))
         monkeypatch.setenv("SIMFARM_CONFIG", str(config))
@@ -215,6 +230,89 @@ async def test_the_admin_address_comes_from_the_environment_or_the_config(
     assert env_code == 0 and len(json.loads(env_out)["modems"]) == 1
     assert file_code == 0 and json.loads(file_out) == {"activations": []}
     assert env_file_code == 0
+
+
+def admin_file(path: Path, port: int) -> Path:
+    """A configuration file whose [admin] table names `port` (all the operator commands read)."""
+    path.write_text(f'[admin]\nhost = "127.0.0.1"\nport = {port}\n', encoding="utf-8")
+    return path
+
+
+async def test_a_config_whose_admin_port_another_daemon_holds_is_refused(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_a, config_b = tmp_path / "a.toml", tmp_path / "b.toml"
+    async with running_daemon(tmp_path, 1, source=config_b) as farm_b:
+        port = farm_b.daemon.admin_port
+        assert port is not None
+        admin_file(config_a, port)  # A's admin port, held by daemon B
+        admin_file(config_b, port)
+        issued = await farm_b.get_number("vk")
+        modems_code, modems_out, modems_err = await cli("modems", "--config", str(config_a))
+        release_code, _, release_err = await cli(
+            "release", str(issued["activationId"]), "--yes", "--config", str(config_a)
+        )
+        monkeypatch.setenv("SIMFARM_CONFIG", str(config_a))
+        env_code, _, env_err = await cli("activations")
+        monkeypatch.delenv("SIMFARM_CONFIG")
+        b_code, b_out, _ = await cli("activations", "--json", "--config", str(config_b))
+        url_code, _, _ = await cli("modems", "--admin", farm_b.admin_url)
+        still_open = [a.id for a in farm_b.pool.open_activations()]
+    refusal = (
+        f"simfarm: the simfarm answering on http://127.0.0.1:{port} runs {config_b} "
+        f"(pid {os.getpid()}), not {config_a}; it holds the [admin] port of {config_a}: give "
+        "one of the two another [admin] port\n"
+    )
+    assert (modems_code, modems_out, modems_err) == (1, "", refusal)
+    assert (release_code, release_err) == (1, refusal)
+    assert still_open == [issued["activationId"]]  # nothing was released on B
+    assert (env_code, env_err) == (1, refusal)
+    assert b_code == 0 and len(json.loads(b_out)["activations"]) == 1
+    assert url_code == 0  # an address given alone: any simfarm will do
+
+
+class NotSimfarm(http.server.BaseHTTPRequestHandler):
+    """Another program on the admin port: it answers JSON, but is not simfarm."""
+
+    def do_GET(self) -> None:
+        self._answer()
+
+    def do_POST(self) -> None:
+        self._answer()
+
+    def _answer(self) -> None:
+        body = json.dumps({"modems": [], "activations": [], "released": {}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("argv", [["modems"], ["release", "7", "--yes"]])
+async def test_another_program_on_the_admin_port_is_refused(
+    tmp_path: Path, cli: Cli, argv: list[str]
+) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotSimfarm)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        port = server.server_address[1]
+        config = admin_file(tmp_path / "simfarm.toml", port)
+        code, out, err = await cli(*argv, "--config", str(config))
+        url_code, _, url_err = await cli(*argv, "--admin", f"http://127.0.0.1:{port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    refusal = (
+        f"simfarm: what answers on http://127.0.0.1:{port} is not simfarm's admin endpoint; "
+        "another program holds the port (see [admin] in the configuration, or pass --admin URL)\n"
+    )
+    assert (code, out, err) == (1, "", refusal)
+    assert (url_code, url_err) == (1, refusal)
 
 
 def test_admin_address_order(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ OTHER_ICCID = "89701011234567890123"
 
 def make_config(**tables: object) -> Config:
     data = {
-        "marketplace": {"key": "k", "push_url": "https://m.example/p"},
+        "marketplace": {"key": "names-partner-key-1", "push_url": "https://m.example/p"},
         "offer": {"services": ["vk"]},
         **tables,
     }

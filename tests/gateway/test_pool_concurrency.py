@@ -112,6 +112,7 @@ def daemon_config(db: Path) -> Any:
     return config_from_dict(
         {
             "server": {"host": "127.0.0.1", "port": 0},
+            "admin": {"host": "127.0.0.1", "port": 0},  # a taken admin port stops the start
             # Nothing listens on the discard port: pushes stay queued, which is all we need.
             "marketplace": {"key": KEY, "push_url": "http://127.0.0.1:9/PUSH_SMS"},
             "storage": {"path": str(db)},

@@ -158,7 +158,7 @@ async def test_demo_with_a_simbank_comes_up_and_stops_on_sigint(
         assert demo.stdout is not None
         live = await read_until(demo.stdout, r"(\d+) of (\d+) modems live", DEMO_START_SECONDS)
         assert live.group(1) == live.group(2) == "12"  # 8 plain modems and 4 bank channels
-        admin = await read_until(demo.stdout, r"simfarm simbank --admin (\S+)", DEMO_START_SECONDS)
+        admin = await read_until(demo.stdout, r" simbank --admin (\S+)", DEMO_START_SECONDS)
         code, out, _ = await run_cli(capsys, "simbank", "--admin", admin.group(1), "--json")
         assert code == 0
         (board,) = json.loads(out)["boards"]
