@@ -34,6 +34,10 @@ async def test_an_empty_farm_names_its_patterns(
     daemon = Daemon(config)
     await daemon.start()
     try:
+        deadline = time.monotonic() + EVENTUALLY_SECONDS
+        while not matched_lines(caplog):  # the farm's first scan runs as its task starts
+            assert time.monotonic() < deadline, "the first scan was not logged"
+            await asyncio.sleep(0.02)
         [empty] = matched_lines(caplog)
         assert empty.levelno == logging.WARNING
         assert f"pattern={pattern} count=0" in empty.getMessage()
