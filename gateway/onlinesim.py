@@ -7,6 +7,7 @@ this module, not a change to the pool.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -197,18 +198,36 @@ def push_sms_body(
 
 
 def push_outcome(http_status: int, payload: Any) -> tuple[str, str | None]:
-    """Classify a PUSH_SMS reply: ("pushed" | "refused" | "retry", what the marketplace said)."""
-    word = None
-    if isinstance(payload, dict):
-        for field in ("status", "error", "response"):
-            value = payload.get(field)
-            if isinstance(value, str) and value:
-                word = value.strip().upper()
-                break
-    elif isinstance(payload, str) and payload.strip():
-        word = payload.strip().upper()[:64]
-    if http_status == 200 and word == SUCCESS:
+    """Classify a PUSH_SMS reply: ("pushed" | "refused" | "retry", what the marketplace said).
+
+    `payload` is the decoded JSON body, or the text when the body is not JSON. Delivered means
+    HTTP 200 and a JSON object whose `status` is SUCCESS, nothing looser (§D.10): an SMS wrongly
+    taken as delivered is lost, one wrongly retried is only sent again with the same smsId. A
+    final refusal may come in any field or as the bare text, since its form is not documented.
+    """
+    words = _reply_words(payload)
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if http_status == 200 and isinstance(status, str) and status.strip().upper() == SUCCESS:
         return "pushed", None
-    if word in FINAL_PUSH_REFUSALS:
-        return "refused", word
-    return "retry", f"http={http_status} reply={word}"
+    for word in words:
+        if word in FINAL_PUSH_REFUSALS:
+            return "refused", word
+    return "retry", f"http={http_status} reply={_shown_reply(payload)}"
+
+
+#: How much of an unexpected PUSH_SMS reply is kept in the record and the log.
+PUSH_REPLY_SHOWN_CHARS = 80
+
+
+def _reply_words(payload: Any) -> list[str]:
+    """The status-like words of a reply: its status, error and response fields, or its text."""
+    if isinstance(payload, dict):
+        values = [payload.get(field) for field in ("status", "error", "response")]
+    else:
+        values = [payload]
+    return [v.strip().upper() for v in values if isinstance(v, str) and v.strip()]
+
+
+def _shown_reply(payload: Any) -> str:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return repr(text[:PUSH_REPLY_SHOWN_CHARS])
