@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
@@ -232,8 +233,24 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return json_response(onlinesim.error_reply("no such endpoint"), 404)
 
 
+def allow_header(exc: Exception) -> dict[str, str]:
+    """The `Allow` header the router worked out for a 405; RFC 9110 says every 405 carries one."""
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    allowed = (headers or {}).get("Allow")
+    if not allowed:
+        return {}
+    # The router lists a set, in no fixed order; sorted, the reply is the same every time.
+    return {"Allow": ", ".join(sorted(m.strip() for m in allowed.split(",")))}
+
+
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return json_response(onlinesim.error_reply("use POST with a JSON body"), 405)
+    allowed = allow_header(exc)
+    message = f"use {allowed['Allow']}" if allowed else "method not allowed"
+    if allowed.get("Allow") == "POST":
+        message += " with a JSON body"
+    reply = json_response(onlinesim.error_reply(message), 405)
+    reply.headers.update(allowed)
+    return reply
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

@@ -5,8 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 
+import httpx
 import pytest
 
+from gateway.config import config_from_dict
+from gateway.daemon import Daemon
+from gateway.fake_marketplace import FakeMarketplace
 from tests.gateway.helpers import KEY, Served, served_pool, sim
 
 
@@ -251,6 +255,53 @@ async def test_wrong_method_and_path_get_json_errors(farm: Served) -> None:
     assert wrong_method.status_code == 405 and wrong_method.json()["status"] == "ERROR"
     missing = await farm.post({"action": "GET_SERVICES", "key": KEY}, path="/nowhere")
     assert missing.status_code == 404 and missing.json()["status"] == "ERROR"
+
+
+def methods(allow: str) -> set[str]:
+    """The methods an Allow header lists (their order is not fixed)."""
+    return {part.strip() for part in allow.split(",")}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/", "POST"),
+        ("PUT", "/getNumber", "POST"),
+        ("DELETE", "/finishActivationRent", "POST"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)
+async def test_405_names_the_allowed_methods(farm: Served, method, path, allowed) -> None:
+    reply = await farm.client.request(method, path)
+    assert reply.status_code == 405
+    assert methods(reply.headers["allow"]) == methods(allowed)
+    assert reply.json()["status"] == "ERROR"
+
+
+async def test_admin_405_names_the_allowed_methods(tmp_path) -> None:
+    market = FakeMarketplace()
+    await market.start()
+    config = config_from_dict(
+        {
+            "server": {"host": "127.0.0.1", "port": 0},
+            "admin": {"host": "127.0.0.1", "port": 0},
+            "marketplace": {"key": KEY, "push_url": market.url},
+            "storage": {"path": str(tmp_path / "simfarm.db")},
+            "offer": {"services": ["vk"]},
+        },
+        environ={},
+    )
+    daemon = Daemon(config)
+    try:
+        await daemon.start()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.admin_port}") as admin:
+            release = await admin.get("/release")
+            modems = await admin.post("/modems")
+        assert (release.status_code, methods(release.headers["allow"])) == (405, {"POST"})
+        assert (modems.status_code, methods(modems.headers["allow"])) == (405, {"GET", "HEAD"})
+    finally:
+        await daemon.stop()
+        await market.stop()
 
 
 async def test_health(farm: Served) -> None:
