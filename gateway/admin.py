@@ -41,7 +41,7 @@ from starlette.routing import Route
 
 from drivers.events import ModemState, ModemStatus
 from gateway.admin_identity import DaemonIdentity
-from gateway.api import ApiError, read_json
+from gateway.api import ApiError, allow_header, read_json
 from gateway.listen_check import listen_failure
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import UnknownActivation
@@ -443,7 +443,9 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return error_response(f"{request.method} is not allowed on {request.url.path}", 405)
+    reply = error_response(f"{request.method} is not allowed on {request.url.path}", 405)
+    reply.headers.update(allow_header(exc))
+    return reply
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

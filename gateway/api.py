@@ -11,17 +11,20 @@ import hmac
 import inspect
 import json
 import logging
+import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import onlinesim
 from gateway.pool import NoNumbers, Pool, UnknownActivation
@@ -98,9 +101,12 @@ class MarketplaceApi:
         handled = False
         try:
             payload = await read_json(request)
-            parsed = onlinesim.parse_request(payload, request.scope["path"])
-            action = parsed.action
-            self._authenticate(request, parsed.key)
+            path = request.scope["path"]
+            key = onlinesim.presented_key(payload)
+            action = onlinesim.requested_action(payload, path)
+            # The key before the other fields: a caller without it learns nothing about them.
+            self._authenticate(request, key)
+            parsed = onlinesim.parse_request(payload, path)
             handled = True
             return await self._handlers[parsed.action](parsed)
         except ApiError as exc:
@@ -129,7 +135,8 @@ class MarketplaceApi:
         if not presented:
             raise ApiError(401, "unauthorized: no key")
         for candidate in presented:
-            if not hmac.compare_digest(candidate.encode(), self._key):
+            # surrogatepass: whatever the text holds, comparing it never raises.
+            if not hmac.compare_digest(candidate.encode("utf-8", "surrogatepass"), self._key):
                 raise ApiError(401, "unauthorized: wrong key")
 
     async def _get_services(self, request: onlinesim.Request) -> Response:
@@ -159,11 +166,7 @@ class MarketplaceApi:
         body = request.body
         assert isinstance(body, onlinesim.FinishActivationBody)
         try:
-            await self.pool.finish(
-                body.activationId,
-                body.status,
-                float(body.sum) if body.sum is not None else None,
-            )
+            await self.pool.finish(body.activationId, body.status, body.sum)
         except UnknownActivation:
             return json_response(onlinesim.error_reply("unknown activation"))
         except ValueError as exc:
@@ -184,7 +187,7 @@ async def read_json(request: Request) -> Any:
     """The request body as JSON: size-limited, gzip-aware, with a clear error for anything else."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise ApiError(400, "bad Content-Length")
         if int(declared) > MAX_BODY_BYTES:
             raise ApiError(413, f"body larger than {MAX_BODY_BYTES} bytes")
@@ -206,12 +209,62 @@ async def read_json(request: Request) -> Any:
         raise ApiError(415, f"unsupported Content-Encoding: {encoding[:20]}")
     if not raw.strip():
         raise ApiError(400, "empty body: a JSON object is expected")
+    return decode_json(raw)
+
+
+def decode_json(raw: bytes) -> Any:
+    """Strict JSON in UTF-8, as RFC 8259 has it, as Python values every later step can handle.
+
+    Python's own decoder is looser than that and fails in ways of its own: it guesses UTF-16
+    and UTF-32, takes NaN and Infinity, turns an escaped lone surrogate into a string nothing
+    can encode, and raises a plain ValueError for an integer of over 4,300 digits. Each of those
+    is refused here with a 400 that does not echo the body.
+    """
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"body is not UTF-8 (byte {exc.start})") from None
+    try:
+        payload = json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except _NotJson as exc:
+        raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    except ValueError:
+        raise ApiError(400, "body is not valid JSON: a number in it is too long") from None
     except RecursionError:
         raise ApiError(400, "body is not valid JSON: nested too deeply") from None
+    # A lone surrogate can only come from a \u escape, since the bytes were strict UTF-8.
+    if "\\u" in text and _holds_lone_surrogate(payload):
+        raise ApiError(400, "body is not valid JSON text: it escapes a lone UTF-16 surrogate")
+    return payload
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON value")
+
+
+def _holds_lone_surrogate(payload: Any) -> bool:
+    """Whether any string (or object key) in a decoded body cannot be encoded as UTF-8."""
+    pending = [payload]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return True
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def gunzip_limited(data: bytes, limit: int) -> bytes:
@@ -232,18 +285,84 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return json_response(onlinesim.error_reply("no such endpoint"), 404)
 
 
+def allow_header(exc: Exception) -> dict[str, str]:
+    """The `Allow` header the router worked out for a 405; RFC 9110 says every 405 carries one."""
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    allowed = (headers or {}).get("Allow")
+    if not allowed:
+        return {}
+    # The router lists a set, in no fixed order; sorted, the reply is the same every time.
+    return {"Allow": ", ".join(sorted(m.strip() for m in allowed.split(",")))}
+
+
 async def _method_not_allowed(request: Request, exc: Exception) -> Response:
-    return json_response(onlinesim.error_reply("use POST with a JSON body"), 405)
+    allowed = allow_header(exc)
+    message = f"use {allowed['Allow']}" if allowed else "method not allowed"
+    if allowed.get("Allow") == "POST":
+        message += " with a JSON body"
+    reply = json_response(onlinesim.error_reply(message), 405)
+    reply.headers.update(allowed)
+    return reply
 
 
-async def _internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("event=api_internal_error path=%s", request.url.path, exc_info=exc)
-    return json_response(onlinesim.error_reply("internal error"), 503)
+#: An unexpected error's traceback is logged at most once per this many seconds; the others
+#: get one line each. Whatever a client can trigger, it cannot fill the log with tracebacks.
+TRACEBACK_INTERVAL_SECONDS = 60.0
+
+
+class ContainErrors:
+    """Answers an unexpected exception with 503 and ends it here, logged once.
+
+    Starlette's own last-resort handler re-raises after answering, so that the server logs a
+    second traceback of the same error; this middleware sits inside it and does not.
+    """
+
+    def __init__(self, app: ASGIApp, interval: float = TRACEBACK_INTERVAL_SECONDS) -> None:
+        self.app = app
+        self.interval = interval
+        self._last_traceback = -math.inf
+        self._quiet = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            self._log(scope, exc)
+            if not started:
+                reply = json_response(onlinesim.error_reply("internal error"), 503)
+                await reply(scope, receive, send)
+
+    def _log(self, scope: Scope, exc: Exception) -> None:
+        now = time.monotonic()
+        path = scope.get("path", "")
+        if now - self._last_traceback >= self.interval:
+            log.error(
+                "event=api_internal_error path=%r error=%s since_last_traceback=%d",
+                path,
+                type(exc).__name__,
+                self._quiet,
+                exc_info=exc,
+            )
+            self._last_traceback = now
+            self._quiet = 0
+        else:
+            self._quiet += 1
+            log.error("event=api_internal_error path=%r error=%s", path, type(exc).__name__)
 
 
 def create_app(api: MarketplaceApi, extra_routes: list[Route] | None = None) -> Starlette:
     return Starlette(
         routes=[*api.routes(), *(extra_routes or [])],
-        middleware=[Middleware(GZipMiddleware, minimum_size=0)],
-        exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
+        middleware=[Middleware(ContainErrors), Middleware(GZipMiddleware, minimum_size=0)],
+        exception_handlers={404: _not_found, 405: _method_not_allowed},
     )

@@ -154,12 +154,22 @@ PositiveSeconds = Annotated[float, Field(gt=0)]
 
 
 class ServerConfig(BaseModel):
-    """Where the marketplace API listens (port 0 picks a free port)."""
+    """Where the marketplace API listens (port 0 picks a free port), and how it bounds clients.
+
+    A connection with no request in progress is closed after `idle_timeout_seconds`; a request
+    must arrive whole within `request_timeout_seconds` of its first byte; at most
+    `max_connections` are open (never more than half the file limit) and at most
+    `max_requests` are handled at once, the rest get 503.
+    """
 
     model_config = _MODEL_CONFIG
 
     host: NonEmptyStr = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    idle_timeout_seconds: PositiveSeconds = 5.0
+    request_timeout_seconds: PositiveSeconds = 10.0
+    max_connections: int = Field(1024, ge=1)
+    max_requests: int = Field(128, ge=1)
 
 
 class AdminConfig(BaseModel):

@@ -21,7 +21,7 @@ from gateway.admin import (
 from gateway.admin_identity import DaemonIdentity
 from gateway.api import MarketplaceApi, create_app
 from gateway.farm import DriverFactory, Farm, default_driver_factory
-from gateway.http_server import BackgroundServer
+from gateway.http_server import BackgroundServer, ConnectionLimits
 from gateway.metrics import Metrics, metrics_endpoint
 from gateway.pool import Pool, PoolRules
 from gateway.push import PushSettings, PushWorker
@@ -132,7 +132,8 @@ class Daemon:
         api = MarketplaceApi(self.pool, market.key, health=self.health, metrics=self.metrics)
         scrape = Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"])
         app = create_app(api, extra_routes=[scrape])
-        self._server = BackgroundServer(app, config.server.host, config.server.port)
+        limits = ConnectionLimits.of(config.server)
+        self._server = BackgroundServer(app, config.server.host, config.server.port, limits)
         await self._server.start()
         log.info("event=api_listening host=%s port=%d", config.server.host, self.port)
         self.supervisor.start(API_TASK, self._server.serve, vital=True)

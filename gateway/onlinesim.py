@@ -7,11 +7,14 @@ this module, not a change to the pool.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -46,9 +49,28 @@ PATHS: dict[str, tuple[str, bool]] = {
 #: PUSH_SMS replies that end the attempts without success (§D.10); anything else is retried.
 FINAL_PUSH_REFUSALS = frozenset({"NO_OPERATION", "NO_OP", "BAD_SERVICE", "IGNORED", "SERVICE_BAN"})
 
-Number = StrictInt | StrictFloat
+#: The longest number prefix `exceptionPhoneSet` may hold (E.164 numbers are at most 15 digits).
+MAX_PREFIX_DIGITS = 20
+
+
+def _as_float(value: int | float) -> float:
+    """A sum as the float the pool keeps: a JSON integer too large for a float is refused here."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("too large") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+# RUB; JSON allows any size of integer, the pool and the store hold a float.
+Sum = Annotated[StrictInt | StrictFloat, Field(ge=0), AfterValidator(_as_float)]
 # A prefix of the full international number: the docs send integers, SMSHUB digit strings.
-Prefix = Annotated[StrictInt, Field(ge=0)] | Annotated[StrictStr, Field(pattern=r"^[0-9]{1,20}$")]
+Prefix = (
+    Annotated[StrictInt, Field(ge=0, lt=10**MAX_PREFIX_DIGITS)]
+    | Annotated[StrictStr, Field(pattern=rf"^[0-9]{{1,{MAX_PREFIX_DIGITS}}}$")]
+)
 
 
 class BadRequest(Exception):
@@ -71,14 +93,14 @@ class GetNumberBody(_Body):
     country: StrictStr = Field(min_length=1, max_length=64)
     operator: StrictStr = Field(min_length=1, max_length=64)
     service: StrictStr = Field(min_length=1, max_length=64)
-    sum: Annotated[Number, Field(ge=0)] | None = None
+    sum: Sum  # required: the price the partner is credited with (the spec's table)
     exceptionPhoneSet: list[Prefix] = Field(default_factory=list, max_length=10_000)
 
 
 class FinishActivationBody(_Body):
     activationId: Annotated[StrictInt, Field(ge=1, le=2**63 - 1)]
     status: StrictInt
-    sum: Annotated[Number, Field(ge=0)] | None = None
+    sum: Sum | None = None  # optional here (newer pages only)
     service: StrictStr | None = None
 
 
@@ -109,9 +131,27 @@ class Request:
             country=body.country,
             operator=body.operator,
             service=service,
-            sum=float(body.sum) if body.sum is not None else None,
+            sum=body.sum,
             excluded_prefixes=tuple(str(p) for p in body.exceptionPhoneSet),
         )
+
+
+def presented_key(payload: Any) -> str | None:
+    """The body's `key`, read on its own so that the key is checked before any other field."""
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object")
+    key = payload.get("key")
+    if key is not None and not isinstance(key, str):
+        raise BadRequest("key: must be a string")
+    return key
+
+
+def requested_action(payload: Any, path: str) -> str | None:
+    """The action a body asks for when it is one we know, else None (for metrics); never raises."""
+    if not isinstance(payload, dict):
+        return None
+    action = payload.get("action", PATHS.get(path, (None, False))[0])
+    return action if isinstance(action, str) and action in _BODIES else None
 
 
 def parse_request(payload: Any, path: str) -> Request:
@@ -197,18 +237,36 @@ def push_sms_body(
 
 
 def push_outcome(http_status: int, payload: Any) -> tuple[str, str | None]:
-    """Classify a PUSH_SMS reply: ("pushed" | "refused" | "retry", what the marketplace said)."""
-    word = None
-    if isinstance(payload, dict):
-        for field in ("status", "error", "response"):
-            value = payload.get(field)
-            if isinstance(value, str) and value:
-                word = value.strip().upper()
-                break
-    elif isinstance(payload, str) and payload.strip():
-        word = payload.strip().upper()[:64]
-    if http_status == 200 and word == SUCCESS:
+    """Classify a PUSH_SMS reply: ("pushed" | "refused" | "retry", what the marketplace said).
+
+    `payload` is the decoded JSON body, or the text when the body is not JSON. Delivered means
+    HTTP 200 and a JSON object whose `status` is SUCCESS, nothing looser (§D.10): an SMS wrongly
+    taken as delivered is lost, one wrongly retried is only sent again with the same smsId. A
+    final refusal may come in any field or as the bare text, since its form is not documented.
+    """
+    words = _reply_words(payload)
+    status = payload.get("status") if isinstance(payload, dict) else None
+    if http_status == 200 and isinstance(status, str) and status.strip().upper() == SUCCESS:
         return "pushed", None
-    if word in FINAL_PUSH_REFUSALS:
-        return "refused", word
-    return "retry", f"http={http_status} reply={word}"
+    for word in words:
+        if word in FINAL_PUSH_REFUSALS:
+            return "refused", word
+    return "retry", f"http={http_status} reply={_shown_reply(payload)}"
+
+
+#: How much of an unexpected PUSH_SMS reply is kept in the record and the log.
+PUSH_REPLY_SHOWN_CHARS = 80
+
+
+def _reply_words(payload: Any) -> list[str]:
+    """The status-like words of a reply: its status, error and response fields, or its text."""
+    if isinstance(payload, dict):
+        values = [payload.get(field) for field in ("status", "error", "response")]
+    else:
+        values = [payload]
+    return [v.strip().upper() for v in values if isinstance(v, str) and v.strip()]
+
+
+def _shown_reply(payload: Any) -> str:
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return repr(text[:PUSH_REPLY_SHOWN_CHARS])

@@ -250,6 +250,6 @@ class PushWorker:
             return "retry", f"{type(exc).__name__}: {exc}"[:200]
         try:
             payload = reply.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or JSON Python cannot hold
             payload = reply.text
         return onlinesim.push_outcome(reply.status_code, payload)

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 
+import httpx
 import pytest
 
-from tests.gateway.helpers import KEY, Served, served_pool, sim
+from gateway.api import MarketplaceApi, create_app
+from gateway.config import config_from_dict
+from gateway.daemon import Daemon
+from gateway.fake_marketplace import FakeMarketplace
+from gateway.http_server import BackgroundServer
+from tests.gateway.helpers import KEY, Served, open_pool, served_pool, sim
 
 
 @pytest.fixture
@@ -172,6 +179,52 @@ async def test_wrong_or_missing_key_changes_nothing(farm: Served, body_key, head
     assert farm.pool.open_activations() == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "GET_NUMBER", "key": "wrong"},
+        {"action": "GET_NUMBER", "key": "wrong", "country": 5, "sum": "x"},
+        {"action": "FINISH_ACTIVATION", "key": "wrong", "activationId": "1"},
+        {"action": "FINISH_ACTIVATION", "activationId": 1, "status": 99},
+        {"action": "NO_SUCH_ACTION", "key": "wrong"},
+        {"key": "wrong"},
+        {},
+    ],
+)
+async def test_the_key_is_checked_before_the_other_fields(farm: Served, body) -> None:
+    reply = await farm.post(body)
+    assert reply.status_code == 401, reply.text
+    assert reply.json()["status"] == "ERROR"
+
+
+async def test_escaped_surrogate_pairs_are_text_like_any_other(farm: Served) -> None:
+    body = raw(**GN, service="vk", sum=10).replace(b'"vk"', b'"\\ud83d\\ude00"')
+    reply = await farm.client.post("/", content=body)
+    assert (reply.status_code, reply.json()) == (200, {"status": "NO_NUMBERS"})
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"],
+)
+async def test_a_json_body_is_read_whatever_its_content_type(farm: Served, content_type) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    body = json.dumps({"action": "GET_SERVICES", "key": KEY}).encode()
+    reply = await farm.client.post("/", content=body, headers=headers)
+    assert reply.status_code == 200 and reply.json()["status"] == "SUCCESS"
+
+
+async def test_a_huge_body_without_a_length_is_refused(farm: Served) -> None:
+    async def chunks():
+        yield b'{"action":"GET_SERVICES","key":"' + KEY.encode() + b'","pad":"'
+        for _ in range(1_000):  # 8 MB, sent chunked: no Content-Length to refuse it by
+            yield b"x" * 8192
+        yield b'"}'
+
+    reply = await farm.client.post("/", content=chunks())
+    assert reply.status_code == 413 and reply.json()["status"] == "ERROR"
+
+
 def raw(**fields) -> bytes:
     return json.dumps(fields).encode()
 
@@ -197,17 +250,66 @@ BAD_BODIES = [
     ("oversized", raw(action="GET_SERVICES", key=KEY, pad="x" * 70_000), 413),
     ("deeply nested", b"[" * 30_000 + b"]" * 30_000, 400),
     ("deeply nested and big", b"[" * 100_000 + b"]" * 100_000, 413),
+    ("deeply nested objects", b'{"a":' * 10_000 + b"1" + b"}" * 10_000, 400),
+    ("null", b"null", 400),
+    ("a JSON string", b'"GET_SERVICES"', 400),
+    ("whitespace only", b" \r\n\t ", 400),
+    ("form encoded", f"action=GET_SERVICES&key={KEY}".encode(), 400),
+    ("NaN is not JSON", b'{"action":"GET_SERVICES","key":"%s","x":NaN}' % KEY.encode(), 400),
+    ("Infinity is not JSON", b'{"action":"GET_SERVICES","x":-Infinity}', 400),
+    # Python refuses to turn more than 4,300 digits into an int, with a plain ValueError.
+    ("integer over 4300 digits", b'{"action":"GET_SERVICES","n":%s}' % (b"7" * 4301), 400),
+    (
+        "long integer as a prefix",
+        raw(**GN, service="wa", sum=10).replace(
+            b"}", b',"exceptionPhoneSet":[%s]}' % (b"4" * 5000)
+        ),
+        400,
+    ),
+    ("lone surrogate action", b'{"action":"\\ud800","key":"%s"}' % KEY.encode(), 400),
+    ("lone surrogate key", b'{"action":"GET_SERVICES","key":"\\ud800"}', 400),
+    (
+        "lone low surrogate service",
+        raw(**GN, service="vk", sum=10).replace(b'"vk"', b'"\\udc00vk"'),
+        400,
+    ),
+    (
+        "lone surrogate field name",
+        b'{"\\udbff":1,"action":"GET_SERVICES","key":"%s"}' % KEY.encode(),
+        400,
+    ),
+    ("surrogate encoded in utf-8", b'{"action":"GET_SERVICES","key":"\xed\xa0\x80"}', 400),
+    ("not utf-8", b'{"action":"GET_SERVICES","key":"\xff\xfe"}', 400),
+    ("utf-16", json.dumps({"action": "GET_SERVICES", "key": KEY}).encode("utf-16"), 400),
+    ("sum missing", raw(**GN, service="wa"), 400),
+    ("sum null", raw(**GN, service="wa", sum=None), 400),
+    ("sum too large for a float", raw(**GN, service="wa", sum=10**309), 400),
+    ("sum overflows to infinity", raw(**GN, service="wa").replace(b"}", b',"sum":1e999}'), 400),
+    ("finish sum too large for a float", raw(**FA, activationId=1, status=3, sum=10**309), 400),
+    (
+        "finish sum overflows",
+        raw(**FA, activationId=1, status=3).replace(b"}", b',"sum":-1e999}'),
+        400,
+    ),
+    ("prefix too long", raw(**GN, service="wa", sum=10, exceptionPhoneSet=[10**25]), 400),
 ]
 
 
 @pytest.mark.parametrize(("label", "body", "status"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
-async def test_bad_input_is_refused_and_changes_nothing(farm: Served, label, body, status) -> None:
+async def test_bad_input_is_refused_and_changes_nothing(
+    farm: Served, caplog, label, body, status
+) -> None:
     issued = await get_number(farm, operator="telekom")
     before = (farm.pool.service_counts(), farm.pool.open_activations())
-    reply = await farm.client.post("/", content=body, headers={"Content-Type": "application/json"})
+    with caplog.at_level(logging.DEBUG):
+        reply = await farm.client.post(
+            "/", content=body, headers={"Content-Type": "application/json"}
+        )
     assert reply.status_code == status, reply.text
     assert reply.json()["status"] == "ERROR" and reply.json()["error"]
     assert (farm.pool.service_counts(), farm.pool.open_activations()) == before
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(loud) <= 1 and not any(r.exc_info for r in caplog.records), loud
     # Still serving, and the activation that was open is still intact.
     done = await farm.action("FINISH_ACTIVATION", activationId=issued["activationId"], status=4)
     assert done.json() == {"status": "SUCCESS"}
@@ -253,6 +355,53 @@ async def test_wrong_method_and_path_get_json_errors(farm: Served) -> None:
     assert missing.status_code == 404 and missing.json()["status"] == "ERROR"
 
 
+def methods(allow: str) -> set[str]:
+    """The methods an Allow header lists (their order is not fixed)."""
+    return {part.strip() for part in allow.split(",")}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/", "POST"),
+        ("PUT", "/getNumber", "POST"),
+        ("DELETE", "/finishActivationRent", "POST"),
+        ("POST", "/health", "GET, HEAD"),
+    ],
+)
+async def test_405_names_the_allowed_methods(farm: Served, method, path, allowed) -> None:
+    reply = await farm.client.request(method, path)
+    assert reply.status_code == 405
+    assert methods(reply.headers["allow"]) == methods(allowed)
+    assert reply.json()["status"] == "ERROR"
+
+
+async def test_admin_405_names_the_allowed_methods(tmp_path) -> None:
+    market = FakeMarketplace()
+    await market.start()
+    config = config_from_dict(
+        {
+            "server": {"host": "127.0.0.1", "port": 0},
+            "admin": {"host": "127.0.0.1", "port": 0},
+            "marketplace": {"key": KEY, "push_url": market.url},
+            "storage": {"path": str(tmp_path / "simfarm.db")},
+            "offer": {"services": ["vk"]},
+        },
+        environ={},
+    )
+    daemon = Daemon(config)
+    try:
+        await daemon.start()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{daemon.admin_port}") as admin:
+            release = await admin.get("/release")
+            modems = await admin.post("/modems")
+        assert (release.status_code, methods(release.headers["allow"])) == (405, {"POST"})
+        assert (modems.status_code, methods(modems.headers["allow"])) == (405, {"GET", "HEAD"})
+    finally:
+        await daemon.stop()
+        await market.stop()
+
+
 async def test_health(farm: Served) -> None:
     reply = await farm.client.get("/health")
     assert reply.status_code == 200
@@ -265,3 +414,28 @@ async def test_offline_sim_leaves_get_services_and_returns(farm: Served) -> None
     assert (await get_number(farm, operator="telekom"))["status"] == "NO_NUMBERS"
     await farm.pool.sim_online(sim(3, operator="telekom"))
     assert operator_map(await services(farm), "germany")["telekom"]["wa"] == 1
+
+
+async def test_an_unexpected_error_is_a_503_with_one_traceback_per_interval(
+    tmp_path, caplog
+) -> None:
+    def broken_health() -> dict:
+        raise KeyError("a bug")
+
+    pool = await open_pool(tmp_path / "simfarm.db")
+    server = BackgroundServer(
+        create_app(MarketplaceApi(pool, KEY, health=broken_health)), "127.0.0.1", 0
+    )
+    await server.start()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
+            with caplog.at_level(logging.INFO):
+                replies = [await client.get("/health") for _ in range(3)]
+    finally:
+        await server.stop()
+        await pool.store.close()
+    assert [r.status_code for r in replies] == [503, 503, 503]
+    assert all(r.json() == {"status": "ERROR", "error": "internal error"} for r in replies)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 3, [r.getMessage() for r in errors]  # one line per request, no more
+    assert [bool(r.exc_info) for r in errors] == [True, False, False]

@@ -74,7 +74,9 @@ async def test_unplugged_modem_leaves_and_comes_back_with_its_activation(tmp_pat
         old_path = modem.path
         modem.unplug()
         await farm.wait_live({m.sim.number for m in sims} - {number}, timeout=15)
-        others = await farm.action("GET_NUMBER", country="russia", operator="any", service="wa")
+        others = await farm.action(
+            "GET_NUMBER", country="russia", operator="any", service="wa", sum=10
+        )
         assert others["status"] == "SUCCESS"  # the rest keep serving
 
         modem.deliver_sms("+4930123456", "arrived while unplugged")  # held by the network
@@ -113,7 +115,7 @@ async def test_sms_that_arrived_while_stopped_are_swept_and_pushed(tmp_path) -> 
         async with running_daemon(db, sims) as farm:
             await farm.wait_live({m.sim.number for m in sims})
             issued = await farm.action(
-                "GET_NUMBER", country="germany", operator="any", service="tg"
+                "GET_NUMBER", country="germany", operator="any", service="tg", sum=10
             )
         modem = sims.by_number(str(issued["number"]))
         modem.deliver_sms("TG", "Telegram code 77812")  # nobody is listening now

@@ -9,8 +9,13 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from gateway.fake_marketplace import FakeMarketplace, fail_first
+from gateway.http_server import BackgroundServer
 from gateway.pool import NumberRequest, Pool
 from gateway.push import PushSettings, PushWorker
 from tests.gateway.helpers import KEY, open_pool, sim, sms
@@ -184,3 +189,103 @@ async def test_running_worker_pushes_when_woken(tmp_path) -> None:
             await r.worker.stop(task)
         assert task.done() and not task.cancelled()
         assert await r.pool.store.push_counts() == {"pushed": 1}
+
+
+class RawMarketplace:
+    """A PUSH_SMS endpoint answering one fixed reply byte for byte: any status, type and body."""
+
+    def __init__(self, status: int, content_type: str, body: bytes) -> None:
+        self.reply = Response(body, status_code=status, media_type=content_type)
+        self.received = 0
+        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["POST"])])
+        self.server = BackgroundServer(app, "127.0.0.1", 0)
+
+    async def _handle(self, request: Request) -> Response:
+        await request.body()
+        self.received += 1
+        return self.reply
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/v1/PUSH_SMS"
+
+
+@asynccontextmanager
+async def answering(
+    tmp_path, status: int, content_type: str, body: bytes
+) -> AsyncIterator[tuple[Rig, RawMarketplace]]:
+    """A rig whose worker pushes to a marketplace that always gives this one reply."""
+    market = RawMarketplace(status, content_type, body)
+    await market.server.start()
+    try:
+        async with rig(tmp_path) as r, httpx.AsyncClient() as client:
+            settings = PushSettings(key=KEY, url=market.url, rent_url=market.url)
+            r.worker = PushWorker(r.pool.store, settings, clock=r.clock, client=client)
+            yield r, market
+    finally:
+        await market.server.stop()
+
+
+JSON = "application/json; charset=utf-8"
+TEXT = "text/plain; charset=utf-8"
+
+NOT_DELIVERED = [
+    ("success under error", 200, JSON, b'{"error":"SUCCESS"}'),
+    ("success under response", 200, JSON, b'{"response":"SUCCESS"}'),
+    ("json without status", 200, JSON, b'{"result":"ok"}'),
+    ("empty json object", 200, JSON, b"{}"),
+    ("status not a string", 200, JSON, b'{"status":1}'),
+    ("json string", 200, JSON, b'"SUCCESS"'),
+    ("plain text", 200, TEXT, b"SUCCESS"),
+    ("empty body", 200, TEXT, b""),
+    ("success with another code", 201, JSON, b'{"status":"SUCCESS"}'),
+    ("error status", 200, JSON, b'{"status":"ERROR","error":"SUCCESS"}'),
+    ("nested too deeply", 200, JSON, b"[" * 100_000 + b"]" * 100_000),
+    ("integer too long", 200, JSON, b'{"status":"SUCCESS","n":' + b"9" * 5000 + b"}"),
+    ("not utf-8", 200, JSON, b'{"status":"SUCCESS\xff"}'),
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "status", "content_type", "body"), NOT_DELIVERED, ids=[c[0] for c in NOT_DELIVERED]
+)
+async def test_only_200_with_status_success_counts_as_delivered(
+    tmp_path, label, status, content_type, body
+) -> None:
+    async with answering(tmp_path, status, content_type, body) as (r, market):
+        await leased_sms(r)
+        assert await r.worker.push_due() == 1
+        assert await r.pool.store.push_counts() == {"pending": 1}
+        assert r.worker.counters.retried == 1
+        r.clock.now += r.worker.settings.retry_seconds
+        assert await r.worker.push_due() == 1  # sent again after the interval
+        assert market.received == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (404, JSON, b'{"status":"ERROR","error":"NO_OPERATION"}'),
+        (404, JSON, b'{"response":"NO_OP"}'),
+        (404, TEXT, b"NO_OPERATION"),
+        (200, JSON, b'{"status":"BAD_SERVICE"}'),
+    ],
+)
+async def test_refusals_are_final_in_every_shape(tmp_path, status, content_type, body) -> None:
+    async with answering(tmp_path, status, content_type, body) as (r, market):
+        await leased_sms(r)
+        assert await r.worker.push_due() == 1
+        r.clock.now += 3600
+        assert await r.worker.push_due() == 0
+        assert await r.pool.store.push_counts() == {"refused": 1}
+        assert market.received == 1
+
+
+async def test_status_success_in_lower_case_counts_as_delivered(tmp_path) -> None:
+    async with answering(tmp_path, 200, JSON, b'{"status":"success"}') as (r, market):
+        await leased_sms(r)
+        assert await r.worker.push_due() == 1
+        assert await r.pool.store.push_counts() == {"pushed": 1}
+        r.clock.now += 3600
+        assert await r.worker.push_due() == 0
+        assert market.received == 1

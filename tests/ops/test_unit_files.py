@@ -82,6 +82,12 @@ def test_unit_runs_unprivileged_with_state_and_config_directories() -> None:
     assert service_value("EnvironmentFile") == "-/etc/simfarm/secret.env"
 
 
+def test_unit_leaves_file_descriptors_for_api_clients_and_the_rest() -> None:
+    # The API takes at most half the limit for its clients; its default cap is 1024 of them.
+    limit = service_value("LimitNOFILE")
+    assert limit.isdigit() and int(limit) >= 2 * 1024
+
+
 HARDENING = {
     "NoNewPrivileges": "yes",
     "ProtectSystem": "strict",

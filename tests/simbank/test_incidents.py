@@ -21,8 +21,12 @@ async def test_board_power_loss_raises_an_incident_and_restores_leased_sims_firs
         )
         rotation.settings = dataclasses.replace(rotation.settings, dwell_seconds=1000.0)
         await run.wait(lambda: not rotation._busy and len(run.live()) == 4, 30)
-        single = await run.action("GET_NUMBER", country="germany", operator="any", service="wa")
-        rent = await run.action("GET_NUMBER", country="germany", operator="any", service="rent")
+        single = await run.action(
+            "GET_NUMBER", country="germany", operator="any", service="wa", sum=10
+        )
+        rent = await run.action(
+            "GET_NUMBER", country="germany", operator="any", service="rent", sum=10
+        )
         leased = {}
         for issued in (single, rent):
             card = next(c for c in bank.all_cards() if c.number == str(issued["number"]))

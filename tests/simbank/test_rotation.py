@@ -37,8 +37,12 @@ async def test_leased_channels_are_never_switched_and_their_sms_are_pushed(tmp_p
         running_bank(tmp_path, bank, bank_options={"max_in_transition": 0.5}) as run,
     ):
         await run.wait(lambda: len(run.live()) == 4, 30)
-        single = await run.action("GET_NUMBER", country="germany", operator="any", service="vk")
-        rent = await run.action("GET_NUMBER", country="germany", operator="any", service="rent")
+        single = await run.action(
+            "GET_NUMBER", country="germany", operator="any", service="vk", sum=10
+        )
+        rent = await run.action(
+            "GET_NUMBER", country="germany", operator="any", service="rent", sum=10
+        )
         assert single["status"] == rent["status"] == "SUCCESS"
         leased = {}
         for issued in (single, rent):
