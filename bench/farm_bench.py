@@ -30,7 +30,7 @@ from bench.loadgen import Connection, build_request, percentile
 from bench.procs import Child, free_port, python_module
 from bench.seeding import remove_database
 from gateway.config import Config
-from gateway.fake_marketplace import FakeMarketplace, ReceivedPush
+from gateway.demo.fake_marketplace import FakeMarketplace, ReceivedPush
 
 HOST = "127.0.0.1"
 KEY = "bench-farm-partner-key"
@@ -329,7 +329,7 @@ async def _sms_rounds(
     )
 
 
-_STORED = re.compile(r"^(\S+)Z level=INFO logger=gateway.pool event=sms_stored .*number=(\d+)")
+_STORED = re.compile(r"^(\S+)Z level=INFO logger=gateway.pool.pool event=sms_stored .*number=(\d+)")
 
 
 def _log_time(stamp: str) -> float:

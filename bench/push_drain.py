@@ -15,9 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from gateway.logs import setup_logging
-from gateway.push import PushSettings, PushWorker
-from gateway.store import ActivationRecord, IncomingSms, Store
+from gateway.marketplaces.push import PushSettings, PushWorker
+from gateway.ops.logs import setup_logging
+from gateway.pool.store import ActivationRecord, IncomingSms, Store
 
 KEY = "bench-push-key"
 #: Store jobs queued at once while filling the outbox.

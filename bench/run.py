@@ -344,7 +344,8 @@ def api_findings(
                 "profile). Worse, one client sending `Accept-Encoding: gzip` leaves "
                 "`content-encoding: gzip` and the compressed length on the cached object, and "
                 "every later plain client gets a reply whose headers do not match its body. "
-                "Fix in gateway/api.py: cache the encoded body bytes per (version, rent_only) "
+                "Fix in gateway/marketplaces/api.py: cache the encoded body bytes per "
+                "(version, rent_only) "
                 "and build a new `Response` per request."
             )
             break
@@ -489,7 +490,7 @@ async def farm_measures(
             finding += (
                 f" The AT engine waits for {quiet * 1000:.0f} ms of silence on the port before "
                 "every write when anything arrived in the last "
-                f"{quiet * 1000:.0f} ms (drivers/at_engine.py PRE_WRITE_QUIET_S): the +CMTI "
+                f"{quiet * 1000:.0f} ms (drivers/at/engine.py PRE_WRITE_QUIET_S): the +CMTI "
                 "line itself triggers it before AT+CMGR, and the +CMGR reply triggers it again "
                 "before AT+CMGD; any command queued in between (+CPMS, a keep-alive) adds "
                 "another. Waiting only while a line is incomplete (bytes after the last CR LF), "
@@ -501,7 +502,7 @@ async def farm_measures(
 
 def _pre_write_quiet() -> float | None:
     with contextlib.suppress(ImportError, AttributeError):
-        from drivers import at_engine
+        from drivers.at import engine as at_engine
 
         return float(at_engine.PRE_WRITE_QUIET_S)
     return None

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.seeding import SERVICES, synthetic_sims
 from gateway.config import Config, config_from_dict
 from gateway.daemon import Daemon
-from gateway.logs import setup_logging
+from gateway.ops.logs import setup_logging
 
 KEY = "bench-partner-key"
 #: SIMs brought online at once (their store jobs share commits, like a farm coming up).

@@ -1,9 +1,9 @@
 """The yardstick: a bare Starlette JSON endpoint, served exactly like the daemon's API.
 
-Same uvicorn settings (gateway.http_server.BackgroundServer), same kind of process (its own,
-under asyncio.run), same client. The endpoint reads the JSON body, decodes it and answers a small
-JSON object: the least any JSON-over-HTTP endpoint must do. GET_NUMBER-shaped requests get a
-number and an increasing activationId, so the client's GET_NUMBER + FINISH cycle runs unchanged.
+Same uvicorn settings (gateway.marketplaces.http_server.BackgroundServer), same kind of process
+(its own, under asyncio.run), same client. The endpoint reads the JSON body, decodes it and answers
+a small JSON object: the least any JSON-over-HTTP endpoint must do. GET_NUMBER-shaped requests get
+a number and an increasing activationId, so the client's GET_NUMBER + FINISH cycle runs unchanged.
 Prints `READY {"port": ...}` when it listens; stops on SIGTERM.
 """
 
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.http_server import BackgroundServer
+from gateway.marketplaces.http_server import BackgroundServer
 
 _ids = itertools.count(1)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from drivers.pdu import SmsDeliver
+    from drivers.sms.pdu import SmsDeliver
 
 
 class ModemState(enum.StrEnum):

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from gateway.admin_identity import DaemonIdentity, config_identity
 from gateway.config import ConfigError, config_warnings, load_admin_config, load_config
-from gateway.logs import quote_value, setup_logging
+from gateway.ops.admin_identity import DaemonIdentity, config_identity
+from gateway.ops.logs import quote_value, setup_logging
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -206,7 +206,7 @@ def _run(given: str | None) -> int:
     config = _load(given, "simfarm run --config FILE")
     if config is None:
         return EXIT_USAGE
-    from gateway.listen_check import cannot_listen, listen_failure
+    from gateway.ops.listen_check import cannot_listen, listen_failure
 
     server = config.server
     busy = cannot_listen(server.host, server.port)
@@ -217,8 +217,8 @@ def _run(given: str | None) -> int:
     setup_logging(config.log.level)
     for warning in config_warnings(config):
         log.warning("event=config_warning detail=%s", quote_value(warning))
-    from gateway.admin import AdminListenError
     from gateway.daemon import run_daemon
+    from gateway.ops.admin import AdminListenError
 
     try:
         return asyncio.run(run_daemon(config))
@@ -239,11 +239,11 @@ def _check_config(given: str | None) -> int:
 
 def _demo(demo_args: list[str]) -> int:
     try:
-        from gateway.demo import main as demo_main
+        from gateway.demo.demo import main as demo_main
     except ImportError as exc:
-        if exc.name not in ("gateway.demo", "gateway"):
+        if exc.name not in ("gateway.demo.demo", "gateway"):
             raise
-        _error("the demo is not part of this installation (gateway.demo is missing)")
+        _error("the demo is not part of this installation (gateway.demo.demo is missing)")
         return EXIT_USAGE
     return demo_main(demo_args)
 

@@ -10,24 +10,24 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Route
 
-from gateway import sd_notify
-from gateway.admin import (
+from gateway.farm.farm import DriverFactory, Farm, default_driver_factory
+from gateway.farm.sms_intake import SmsIntake
+from gateway.farm.supervisor import Supervisor, SupervisorTimings, TaskTrouble
+from gateway.marketplaces.api import MarketplaceApi, create_app
+from gateway.marketplaces.http_server import BackgroundServer, ConnectionLimits
+from gateway.marketplaces.push import PushSettings, PushWorker
+from gateway.ops import sd_notify
+from gateway.ops.admin import (
     AdminApi,
     AdminServer,
     admin_listen_error,
     create_admin_app,
     health_report,
 )
-from gateway.admin_identity import DaemonIdentity
-from gateway.api import MarketplaceApi, create_app
-from gateway.farm import DriverFactory, Farm, default_driver_factory
-from gateway.http_server import BackgroundServer, ConnectionLimits
-from gateway.metrics import Metrics, metrics_endpoint
-from gateway.pool import Pool, PoolRules
-from gateway.push import PushSettings, PushWorker
-from gateway.sms_intake import SmsIntake
-from gateway.store import Store
-from gateway.supervisor import Supervisor, SupervisorTimings, TaskTrouble
+from gateway.ops.admin_identity import DaemonIdentity
+from gateway.ops.metrics import Metrics, metrics_endpoint
+from gateway.pool.pool import Pool, PoolRules
+from gateway.pool.store import Store
 
 if TYPE_CHECKING:
     from gateway.config import Config
@@ -69,7 +69,7 @@ class Daemon:
         self.pool: Pool | None = None
         self.push: PushWorker | None = None
         self.farm: Farm | None = None
-        self.simbanks: Any = None  # gateway.simbank.service.Simbanks when [[simbanks]] exist
+        self.simbanks: Any = None  # gateway.farm.simbank.service.Simbanks when [[simbanks]] exist
         self._server: BackgroundServer | None = None
         self._admin: AdminServer | None = None
         self.metrics = Metrics(self)
@@ -143,7 +143,7 @@ class Daemon:
         self.farm = Farm(config, self.pool, intake, driver_factory=self.driver_factory)
         self.farm.add_ports(port for bank in config.simbanks for port in bank.channels.values())
         if config.simbanks:
-            from gateway.simbank.service import Simbanks
+            from gateway.farm.simbank.service import Simbanks
 
             self.simbanks = Simbanks(config.simbanks, self.store, self.pool, self.farm)
             # Holds every channel before its driver starts.

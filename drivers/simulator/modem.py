@@ -545,7 +545,7 @@ class SimulatedModem:
         `class2` stores on the SIM whatever `+CPMS`/`+CNMI` say; `inside_next_reply` puts the
         indication between the info lines and the final result of the next command's reply.
         """
-        from drivers.pdu import encode_deliver
+        from drivers.sms.pdu import encode_deliver
 
         if class2 and dcs is None:
             ucs2 = encoding == "ucs2" or (encoding == "auto" and not gsm7_encodable(text))
@@ -573,7 +573,7 @@ class SimulatedModem:
         inside_next_reply: bool = False,
     ) -> int | None:
         """Deliver one raw SMS-DELIVER PDU (hex, with SMSC prefix); returns its index if stored."""
-        from drivers.pdu import tpdu_length
+        from drivers.sms.pdu import tpdu_length
 
         pdu = pdu_hex.strip().upper()
         tpdu_length(pdu)  # raises PduError on anything that is not a PDU
@@ -671,7 +671,7 @@ class SimulatedModem:
 
     def _text_fields(self, pdu: str) -> tuple[str, str]:
         """`"<oa>",,"<scts>"` and the body as text mode shows them (UCS2 hex under CSCS UCS2)."""
-        from drivers.pdu import PduError, decode_pdu
+        from drivers.sms.pdu import PduError, decode_pdu
 
         try:
             decoded = decode_pdu(pdu)

@@ -121,7 +121,7 @@ class BankModule(SimulatedModem):
 
     def store_on_sim(self, iccid: str, sender: str, text: str) -> None:
         """An SMS left in the SM storage of a SIM (from an earlier stint), read when it is live."""
-        from drivers.pdu import encode_deliver
+        from drivers.sms.pdu import encode_deliver
 
         capacity = self.profile.storages["SM"]
         if iccid not in self._sm_by_iccid:

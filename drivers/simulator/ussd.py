@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drivers import gsm7
+from drivers.sms import gsm7
 
 from .profiles import UssdEncoding
 

@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any
 
 from drivers.events import ModemState, ModemStatus, ReceivedPdu
-from drivers.modem import ModemDriver
-from drivers.modem_settings import DriverSettings, DriverTimings
+from drivers.modem.driver import ModemDriver
+from drivers.modem.settings import DriverSettings, DriverTimings
 from drivers.simulator import Profile, SimCard, SimulatedModem
 
 #: Bound for anything that should happen soon (only reached when something is wrong).

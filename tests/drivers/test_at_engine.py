@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from drivers.at_engine import (
+from drivers.at.engine import (
     LONG_TIMEOUT_S,
     SHORT_TIMEOUT_S,
     AtEngine,
     default_timeout,
     normalize_command,
 )
-from drivers.at_errors import AtCommandError, AtTimeout, CmeError, CmsError, PortGone
-from drivers.at_lines import Urc
+from drivers.at.errors import AtCommandError, AtTimeout, CmeError, CmsError, PortGone
+from drivers.at.lines import Urc
 from tests.drivers.scripted_modem import ScriptedModem, frame
 
 # Generous for what must happen, short only for what must time out.
@@ -276,7 +276,7 @@ async def test_raising_listener_breaks_nothing(
     engine.add_listener(broken)
     engine.add_listener(broken_async)
     engine.on_urc("RING", got.set_result)
-    with caplog.at_level(logging.ERROR, logger="drivers.at_engine"):
+    with caplog.at_level(logging.ERROR, logger="drivers.at.engine"):
         modem.send(frame("RING"))
         assert (await asyncio.wait_for(got, SHOULD_HAPPEN_S)).name == "RING"
         modem.on("AT", frame("OK"))

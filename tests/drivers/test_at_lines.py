@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.at_lines import (
+from drivers.at.lines import (
     AtLineClassifier,
     Echo,
     Event,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers.at_replies import (
+from drivers.at.replies import (
     CpmsSupport,
     ReplyParseError,
     UssdText,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drivers import gsm7
+from drivers.sms import gsm7
 
 # Reference vectors from the GSM 03.38 packing examples that SMS tools commonly quote.
 PACKED_VECTORS = [

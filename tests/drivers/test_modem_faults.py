@@ -99,7 +99,7 @@ async def test_f14_full_storage_messages_held_by_network_arrive_after_deletes(
             modem.deliver_sms(SENDER, text)
         assert modem.held_sms == 4  # SIM800 keeps 30 on the SIM; the network holds the rest
 
-    caplog.set_level(logging.WARNING, logger="drivers.modem_sms")
+    caplog.set_level(logging.WARNING, logger="drivers.modem.sms")
     async with ModemHarness(SIM800, sim_card(), before_start=fill) as h:
         await h.wait_texts(texts, timeout=20)
         await h.wait_ready()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from drivers.events import ModemState
-from drivers.modem_number import normalise_number
-from drivers.modem_settings import UssdRule
+from drivers.modem.number import normalise_number
+from drivers.modem.settings import UssdRule
 from drivers.simulator import E3372, EC25, SIM800, Profile, make_sim
 from tests.drivers.modem_harness import ModemHarness, fast_settings
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 
 from drivers.events import ModemState, ModemStatus
-from drivers.modem import ModemDriver
-from drivers.modem_recovery import reboot_recovery_bound, silence_detection_bound
-from drivers.modem_settings import DriverSettings
+from drivers.modem.driver import ModemDriver
+from drivers.modem.recovery import reboot_recovery_bound, silence_detection_bound
+from drivers.modem.settings import DriverSettings
 from drivers.simulator import EC25, SIM800, Profile, make_sim
 from tests.drivers.modem_harness import FAST_TIMINGS, WAIT_S, ModemHarness, Recorder, fast_settings
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from drivers.at_replies import (
+from drivers.at.replies import (
     ReplyParseError,
     parse_cmgl,
     parse_cmgr,
@@ -29,8 +29,8 @@ from drivers.at_replies import (
     parse_creg,
     parse_iccid,
 )
-from drivers.modem_network import REGISTERED_WORDS, STAT_WORDS
-from drivers.pdu import PduError, SmsDeliver, SmsStatusReport, SmsSubmit, decode_pdu
+from drivers.modem.network import REGISTERED_WORDS, STAT_WORDS
+from drivers.sms.pdu import PduError, SmsDeliver, SmsStatusReport, SmsSubmit, decode_pdu
 from tests.conftest import modemmanager_cases
 
 #: ModemManager's name for each 27.007 `<AcT>` value (what its `act` field holds); we keep the

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from drivers import gsm7
-from drivers.pdu import (
+from drivers.sms import gsm7
+from drivers.sms.pdu import (
     Concat,
     PduError,
     SmsDeliver,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.pdu import PduError, SmsDeliver, SmsStatusReport, SmsSubmit, decode_pdu
+from drivers.sms.pdu import PduError, SmsDeliver, SmsStatusReport, SmsSubmit, decode_pdu
 from tests.conftest import gammu_dumps
 
 LISTING_HEADER = re.compile(r"^\s*\+CMG[RL]:")

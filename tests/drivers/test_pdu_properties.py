@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from drivers import gsm7
-from drivers.pdu import (
+from drivers.sms import gsm7
+from drivers.sms.pdu import (
     PduError,
     SmsDeliver,
     SmsStatusReport,

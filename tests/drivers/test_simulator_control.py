@@ -128,7 +128,7 @@ def test_client_reports_an_unreachable_farm(tmp_path: Path) -> None:
 
 
 async def test_send_delivers_on_the_modem_with_that_number(socket_path: Path) -> None:
-    pytest.importorskip("drivers.pdu", reason="the PDU codec (drivers/pdu.py) is not there yet")
+    pytest.importorskip("drivers.sms.pdu", reason="the PDU codec is not there yet")
     async with controlled_farm(socket_path) as (farm, address):
         target = list(farm)[2]
         assert target.sim is not None

@@ -8,7 +8,7 @@ import pytest
 
 from drivers.simulator import E303, E3372, EC25, SIM800, SimState, make_sim, running_modem
 
-pdu = pytest.importorskip("drivers.pdu", reason="the PDU codec (drivers/pdu.py) is not there yet")
+pdu = pytest.importorskip("drivers.sms.pdu", reason="the PDU codec is not there yet")
 
 SENDER = "+4917612345678"
 REPLY_TIMEOUT_S = 3.0

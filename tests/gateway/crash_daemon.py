@@ -20,8 +20,8 @@ import time
 
 from gateway.config import load_config
 from gateway.daemon import Daemon
-from gateway.logs import setup_logging
-from gateway.store import IncomingSms
+from gateway.ops.logs import setup_logging
+from gateway.pool.store import IncomingSms
 from tests.gateway.helpers import sim
 
 

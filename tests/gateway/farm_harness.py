@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from drivers.modem_settings import DriverSettings
+from drivers.modem.settings import DriverSettings
 from drivers.simulator import (
     E3372,
     EC25,
@@ -24,8 +24,8 @@ from drivers.simulator import (
 )
 from gateway.config import config_from_dict
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace, Policy, always_succeed
-from gateway.farm import PortEvents
+from gateway.demo.fake_marketplace import FakeMarketplace, Policy, always_succeed
+from gateway.farm.farm import PortEvents
 from tests.drivers.modem_harness import FAST_TIMINGS
 
 KEY = "farm-test-partner-key"
@@ -51,7 +51,7 @@ FARM_TIMINGS = replace(
 
 def quick_driver(port: str, events: PortEvents, settings: DriverSettings):
     """The real modem driver with test timings."""
-    from drivers.modem import ModemDriver
+    from drivers.modem.driver import ModemDriver
 
     return ModemDriver(port, events, replace(settings, timings=FARM_TIMINGS))
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 
-from gateway.api import MarketplaceApi, create_app
-from gateway.http_server import BackgroundServer
-from gateway.pool import OnlineSim, Pool, PoolRules
-from gateway.store import IncomingSms, Store
+from gateway.marketplaces.api import MarketplaceApi, create_app
+from gateway.marketplaces.http_server import BackgroundServer
+from gateway.pool.pool import OnlineSim, Pool, PoolRules
+from gateway.pool.store import IncomingSms, Store
 
 KEY = "test-partner-key"
 RULES = PoolRules(

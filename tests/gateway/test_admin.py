@@ -20,14 +20,14 @@ import httpx
 import pytest
 
 from drivers.events import ModemState, ModemStatus, ReceivedPdu
-from drivers.modem_settings import DriverSettings
-from drivers.pdu import decode_pdu, encode_deliver
-from gateway.admin import AdminListenError
-from gateway.admin_identity import DaemonIdentity
+from drivers.modem.settings import DriverSettings
+from drivers.sms.pdu import decode_pdu, encode_deliver
 from gateway.config import ConfigError, config_from_dict, config_warnings
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace, Policy, always_succeed
-from gateway.farm import PortEvents
+from gateway.demo.fake_marketplace import FakeMarketplace, Policy, always_succeed
+from gateway.farm.farm import PortEvents
+from gateway.ops.admin import AdminListenError
+from gateway.ops.admin_identity import DaemonIdentity
 
 KEY = "admin-test-partner-key-7c1d"
 SERVICES = ("vk", "wa", "tg")
@@ -345,7 +345,6 @@ async def test_a_late_finish_after_a_release_still_counts(tmp_path: Path) -> Non
         ).fetchall()
     assert status == (3,)
     assert history == [(0, 1, 3)]
-
 
 
 async def test_release_frees_the_number_without_touching_its_history(

@@ -9,11 +9,11 @@ import logging
 import httpx
 import pytest
 
-from gateway.api import MarketplaceApi, create_app
 from gateway.config import config_from_dict
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace
-from gateway.http_server import BackgroundServer
+from gateway.demo.fake_marketplace import FakeMarketplace
+from gateway.marketplaces.api import MarketplaceApi, create_app
+from gateway.marketplaces.http_server import BackgroundServer
 from tests.gateway.helpers import KEY, Served, open_pool, served_pool, sim
 
 

@@ -21,12 +21,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.api import MarketplaceApi, create_app
 from gateway.config import ConfigError, config_from_dict
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace
-from gateway.http_server import MAX_HEADER_BYTES, BackgroundServer, ConnectionLimits
-from gateway.pool import Pool
+from gateway.demo.fake_marketplace import FakeMarketplace
+from gateway.marketplaces.api import MarketplaceApi, create_app
+from gateway.marketplaces.http_server import MAX_HEADER_BYTES, BackgroundServer, ConnectionLimits
+from gateway.pool.pool import Pool
 from tests.gateway.helpers import KEY, open_pool, sim
 from tests.processes import read_until
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
-from gateway import onlinesim
+from gateway.marketplaces import onlinesim
 from tests.gateway.helpers import KEY, Served, served_pool, sim
 
 #: Examples per property; each is one request, so this bounds the run time.

@@ -20,7 +20,7 @@ import pytest
 import gateway.daemon
 from gateway.cli import main
 from gateway.config import Config
-from gateway.logs import KeyValueFormatter, mask_secret, setup_logging, stream_is_journal
+from gateway.ops.logs import KeyValueFormatter, mask_secret, setup_logging, stream_is_journal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "config" / "simfarm.example.toml"
@@ -292,9 +292,9 @@ def test_module_check_config_invalid_toml(tmp_path: Path) -> None:
 
 def test_demo_gets_its_own_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
     received: list[list[str]] = []
-    fake = types.ModuleType("gateway.demo")
+    fake = types.ModuleType("gateway.demo.demo")
     fake.main = lambda argv: received.append(list(argv)) or 5  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "gateway.demo", fake)
+    monkeypatch.setitem(sys.modules, "gateway.demo.demo", fake)
     assert main(["demo", "--modems", "4", "--help"]) == 5
     assert received == [["--modems", "4", "--help"]]
 
@@ -302,7 +302,7 @@ def test_demo_gets_its_own_arguments(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_demo_missing_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "gateway.demo", None)  # makes the import fail
+    monkeypatch.setitem(sys.modules, "gateway.demo.demo", None)  # makes the import fail
     assert main(["demo"]) == 2
     assert "demo is not part of this installation" in capsys.readouterr().err
 
@@ -384,19 +384,22 @@ def test_sim_send_needs_its_options(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def format_record(formatter: logging.Formatter, message: str, *args: object) -> str:
-    record = logging.LogRecord("gateway.pool", logging.WARNING, __file__, 1, message, args, None)
+    record = logging.LogRecord(
+        "gateway.pool.pool", logging.WARNING, __file__, 1, message, args, None
+    )
     return formatter.format(record)
 
 
 def test_log_line_is_key_value() -> None:
     line = format_record(KeyValueFormatter(), "event=issued number=%d", 4915112345678)
-    assert line.endswith(" level=WARNING logger=gateway.pool event=issued number=4915112345678")
+    expected = " level=WARNING logger=gateway.pool.pool event=issued number=4915112345678"
+    assert line.endswith(expected)
     assert line[:24].endswith("Z")  # UTC timestamp first
 
 
 def test_log_line_for_the_journal_has_a_priority_and_no_time() -> None:
     line = format_record(KeyValueFormatter(journal=True), "event=x")
-    assert line == "<4>level=WARNING logger=gateway.pool event=x"
+    assert line == "<4>level=WARNING logger=gateway.pool.pool event=x"
 
 
 def test_free_text_and_tracebacks_stay_on_one_line() -> None:

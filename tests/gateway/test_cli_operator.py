@@ -389,11 +389,11 @@ async def test_modems_and_trace_on_simulated_modems(
                         seen.set()
 
         watcher = Watch()
-        logging.getLogger("gateway.farm").addHandler(watcher)
+        logging.getLogger("gateway.farm.farm").addHandler(watcher)
         try:
             await asyncio.wait_for(seen.wait(), EVENTUALLY_SECONDS)
         finally:
-            logging.getLogger("gateway.farm").removeHandler(watcher)
+            logging.getLogger("gateway.farm.farm").removeHandler(watcher)
         await cli("trace", port, "off", "--admin", url)
     traced = [r.getMessage() for r in caplog.records if "event=at_trace " in r.getMessage()]
     assert traced and all(f"port={port} dir=" in line for line in traced)

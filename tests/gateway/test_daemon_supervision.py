@@ -10,8 +10,8 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.daemon import API_TASK, Daemon
-from gateway.fake_marketplace import FakeMarketplace
-from gateway.supervisor import SupervisorTimings
+from gateway.demo.fake_marketplace import FakeMarketplace
+from gateway.farm.supervisor import SupervisorTimings
 from tests.gateway.farm_harness import (
     EVENTUALLY_SECONDS,
     KEY,
@@ -33,9 +33,7 @@ TIMINGS = SupervisorTimings(
 def restarts(metrics_text: str) -> dict[str, float]:
     for family in text_string_to_metric_families(metrics_text):
         if family.name == "simfarm_task_restarts":
-            return {
-                s.labels["task"]: s.value for s in family.samples if s.name.endswith("_total")
-            }
+            return {s.labels["task"]: s.value for s in family.samples if s.name.endswith("_total")}
     return {}
 
 

@@ -21,7 +21,7 @@ import pytest
 
 from tests.processes import free_port, read_lines_until, read_until
 
-pytest.importorskip("drivers.modem", reason="the modem driver is not built yet")
+pytest.importorskip("drivers.modem.driver", reason="the modem driver is not built yet")
 
 #: Generous bounds for a subprocess on a loaded machine; reached only when something is wrong.
 START_TIMEOUT_SECONDS = 120.0

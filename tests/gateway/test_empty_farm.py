@@ -13,7 +13,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace
+from gateway.demo.fake_marketplace import FakeMarketplace
 from tests.gateway.farm_harness import EVENTUALLY_SECONDS, farm_config
 
 

@@ -14,7 +14,7 @@ from tests.gateway.farm_harness import (
     started,
 )
 
-pytest.importorskip("drivers.modem", reason="the modem driver is not built yet")
+pytest.importorskip("drivers.modem.driver", reason="the modem driver is not built yet")
 
 MULTIPART_UCS2 = "Ваш код для входа: 739451. Не сообщайте его никому! 🔐🙂 " * 2
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from drivers.simulator import SimulatedModem
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace
+from gateway.demo.fake_marketplace import FakeMarketplace
 from tests.gateway.farm_harness import (
     EVENTUALLY_SECONDS,
     farm_config,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.logs import KeyValueFormatter, mask_secret
+from gateway.ops.logs import KeyValueFormatter, mask_secret
 from tests.gateway.test_admin import EVENTUALLY_SECONDS, KEY, running_daemon
 
 SINGLE_TEXT = "Your VK code is 583920, do not share it"

@@ -8,8 +8,8 @@ import phonenumbers
 import pytest
 
 from gateway.config import Config, config_from_dict
-from gateway.country_names import COUNTRY_NAMES
-from gateway.names import (
+from gateway.pool.country_names import COUNTRY_NAMES
+from gateway.pool.names import (
     UNKNOWN,
     SimNames,
     country_of_number,

@@ -20,7 +20,7 @@ import pytest
 
 from gateway.config import config_from_dict
 from gateway.daemon import Daemon
-from gateway.pool import NoNumbers, NumberRequest, Pool
+from gateway.pool.pool import NoNumbers, NumberRequest, Pool
 from tests.gateway.helpers import KEY, RULES, open_pool, sim
 
 #: Requests in flight at once over HTTP.

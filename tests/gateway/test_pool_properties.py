@@ -30,7 +30,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from gateway.pool import (
+from gateway.pool.pool import (
     RENT,
     NoNumbers,
     NumberRequest,
@@ -39,7 +39,7 @@ from gateway.pool import (
     PoolRules,
     UnknownActivation,
 )
-from gateway.store import IncomingSms, Store
+from gateway.pool.store import IncomingSms, Store
 
 OFFERED = ("vk", "wa")
 MIN_SUM = {"vk": 5.0}

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from gateway.fake_marketplace import FakeMarketplace, fail_first
-from gateway.http_server import BackgroundServer
-from gateway.pool import NumberRequest, Pool
-from gateway.push import PushSettings, PushWorker
+from gateway.demo.fake_marketplace import FakeMarketplace, fail_first
+from gateway.marketplaces.http_server import BackgroundServer
+from gateway.marketplaces.push import PushSettings, PushWorker
+from gateway.pool.pool import NumberRequest, Pool
 from tests.gateway.helpers import KEY, open_pool, sim, sms
 
 #: Generous bound for things that should happen promptly; the tests never wait it out.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from drivers.events import ReceivedPdu
-from drivers.pdu import PduError, SmsDeliver, decode_pdu, encode_deliver
-from gateway.pool import NumberRequest
-from gateway.sms_intake import MISSING_PART, SmsIntake
+from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu, encode_deliver
+from gateway.farm.sms_intake import MISSING_PART, SmsIntake
+from gateway.pool.pool import NumberRequest
 from tests.gateway.helpers import open_pool, sim
 
 ICCID = sim(1).iccid

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from drivers.events import ReceivedPdu
-from drivers.pdu import SmsDeliver, decode_pdu, encode_deliver
-from gateway.pool import NumberRequest
-from gateway.sms_intake import SmsIntake
+from drivers.sms.pdu import SmsDeliver, decode_pdu, encode_deliver
+from gateway.farm.sms_intake import SmsIntake
+from gateway.pool.pool import NumberRequest
 from tests.gateway.helpers import open_pool, sim
 
 SIM = sim(1)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.store import MIGRATIONS, ActivationRecord, Store, StoreError, connect
+from gateway.pool.store import MIGRATIONS, ActivationRecord, Store, StoreError, connect
 
 
 def schema_versions(path: Path) -> list[int]:

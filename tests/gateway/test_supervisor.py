@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from gateway.supervisor import Supervisor, SupervisorTimings
+from gateway.farm.supervisor import Supervisor, SupervisorTimings
 
 #: Bound for what should happen promptly; never waited out.
 EVENTUALLY_SECONDS = 10.0
@@ -48,7 +48,7 @@ async def test_a_failing_task_is_logged_once_counted_and_restarted(caplog) -> No
     clock = Clock()
     supervisor = Supervisor(on_restart=restarted.append, timings=FAST, clock=clock)
     body = Flaky(failures=3)
-    with caplog.at_level(logging.INFO, logger="gateway.supervisor"):
+    with caplog.at_level(logging.INFO, logger="gateway.farm.supervisor"):
         supervisor.start("push-worker", body, vital=True)
         await asyncio.wait_for(body.running.wait(), EVENTUALLY_SECONDS)
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway import sd_notify
+from gateway.ops import sd_notify
 
 RECEIVE_TIMEOUT_SECONDS = 5.0
 # AF_UNIX paths are limited to 108 bytes; a long tmp_path falls back to a short private folder.
@@ -93,7 +93,7 @@ def test_unsupported_address_form_is_ignored(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", "vsock:2:1234")
-    with caplog.at_level(logging.WARNING, logger="gateway.sd_notify"):
+    with caplog.at_level(logging.WARNING, logger="gateway.ops.sd_notify"):
         assert sd_notify.notify("READY=1") is False
         assert sd_notify.notify("READY=1") is False
     assert len(caplog.records) == 1
@@ -103,7 +103,7 @@ def test_missing_socket_never_raises_and_logs_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone.sock"))
-    with caplog.at_level(logging.WARNING, logger="gateway.sd_notify"):
+    with caplog.at_level(logging.WARNING, logger="gateway.ops.sd_notify"):
         for _ in range(3):
             assert sd_notify.notify("WATCHDOG=1") is False
     failures = [r for r in caplog.records if "sd_notify_failed" in r.getMessage()]
@@ -219,7 +219,7 @@ async def test_pings_stop_while_a_vital_task_is_lost(
     task = asyncio.create_task(sd_notify.watchdog_pinger(period_seconds * 2, lambda: lost))
     try:
         assert await _receive_async(systemd_socket) == "WATCHDOG=1"
-        with caplog.at_level(logging.ERROR, logger="gateway.sd_notify"):
+        with caplog.at_level(logging.ERROR, logger="gateway.ops.sd_notify"):
             lost.append("push-worker")
             # Once the pinger has seen the loss (it logs it), nothing more is sent.
             for _ in range(int(RECEIVE_TIMEOUT_SECONDS / period_seconds)):

@@ -12,8 +12,8 @@ import httpx
 
 from drivers.simulator.simbank import SimulatedSimBank
 from gateway.daemon import Daemon
-from gateway.fake_marketplace import FakeMarketplace
-from gateway.simbank.rotation import BankRotation
+from gateway.demo.fake_marketplace import FakeMarketplace
+from gateway.farm.simbank.rotation import BankRotation
 from tests.gateway.farm_harness import KEY, farm_config, quick_driver
 
 #: Short waits so that the whole rotation runs in about a second per channel.

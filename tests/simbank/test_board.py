@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from drivers.simbank_board import SerialSwitchBoard, switch_command
+from drivers.simbank.board import SerialSwitchBoard, switch_command
+from drivers.simbank.switcher import RowWideRefused, SwitcherError
 from drivers.simulator.simbank import BankFaults, SimulatedSimBank
-from drivers.slot_switcher import RowWideRefused, SwitcherError
 
 
 @pytest.fixture

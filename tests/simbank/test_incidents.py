@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 from drivers.simulator.simbank import SimulatedSimBank
-from gateway.simbank.inventory import Inventory
-from gateway.store import Store
+from gateway.farm.simbank.inventory import Inventory
+from gateway.pool.store import Store
 from tests.simbank.harness import running_bank, started_bank
 
 

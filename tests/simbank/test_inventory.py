@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.simbank.inventory import CONFLICT, NEW, READY, Inventory
-from gateway.store import Store
+from gateway.farm.simbank.inventory import CONFLICT, NEW, READY, Inventory
+from gateway.pool.store import Store
 
 
 class Clock:

@@ -30,10 +30,10 @@ from typing import Any
 
 import httpx
 
-from drivers.pdu import encode_deliver
 from drivers.simulator import PowerState, SimulatedModem
-from gateway.fake_marketplace import FakeMarketplace, ReceivedPush, Reply
-from gateway.sms_intake import MISSING_PART
+from drivers.sms.pdu import encode_deliver
+from gateway.demo.fake_marketplace import FakeMarketplace, ReceivedPush, Reply
+from gateway.farm.sms_intake import MISSING_PART
 from tests.gateway.farm_harness import mixed_farm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ import sys
 
 from gateway.config import load_config
 from gateway.daemon import Daemon
-from gateway.logs import setup_logging
+from gateway.ops.logs import setup_logging
 from tests.gateway.farm_harness import quick_driver
 
 

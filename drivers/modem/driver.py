@@ -1,0 +1,685 @@
+"""The GSM modem driver: one object per serial port that brings a modem up and keeps it honest.
+
+`ModemDriver(port_path, events, settings)`; `await driver.run()` drives the modem until it is
+cancelled, and returns (state GONE) when the port disappears — the farm decides when to try
+again. One worker task does all the talking, in this order of urgency: port lost, modem
+restarted (re-init), routed `+CMT`, `+CMTI` hints, the storage sweep, the keep-alive probe,
+polls and re-asserts. URC listeners only note what happened and wake the worker.
+
+A SIM is READY (sellable) only when the SIM is ready, its ICCID read, it is registered (home or
+roaming), its number is known, and a storage sweep succeeded since the last (re)init.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from drivers.at.engine import AtEngine
+from drivers.at.errors import AtError, AtTimeout, PortGone
+from drivers.at.lines import Urc
+from drivers.events import DriverEvents, ModemState, ModemStatus
+from drivers.modem.held import HeldModem
+from drivers.modem.init import (
+    ModemIdentity,
+    SmsSetup,
+    apply_basics,
+    apply_vendor_settings,
+    read_identity,
+    setup_network_reports,
+    setup_sms,
+    wake,
+)
+from drivers.modem.link import ModemLink
+from drivers.modem.network import (
+    RegistrationBook,
+    query_operator,
+    query_registration,
+    query_signal,
+    signal_bucket,
+)
+from drivers.modem.number import NumberFound, SmsNumberWait, discover_number, number_from_text
+from drivers.modem.profiles import GENERIC, QIND_READY, READY_URCS, RESET_URCS
+from drivers.modem.recovery import RecoveryLadder
+from drivers.modem.settings import DriverSettings
+from drivers.modem.sim import SimCheck, SimIdentity, read_sim_identity, wait_for_sim
+from drivers.modem.sms import SmsReceiver
+
+if TYPE_CHECKING:
+    from drivers.sms.pdu import SmsDeliver
+
+log = logging.getLogger(__name__)
+
+#: Consecutive refused commands in steady state before the recovery ladder is climbed.
+MAX_CONSECUTIVE_ERRORS = 3
+#: `+CPIN:` URC states that mean the SIM is no longer usable.
+SIM_LOST_STATES = ("NOT READY", "NOT INSERTED", "REMOVED", "SIM PIN", "SIM PUK")
+
+
+async def _wait_event(event: asyncio.Event, timeout: float) -> bool:
+    """Whether `event` was set within `timeout`. Uses `asyncio.timeout`, not `wait_for`: on
+    Python 3.11 `wait_for` swallows a cancellation that coincides with the event being set."""
+    try:
+        async with asyncio.timeout(max(0.0, timeout)):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _raise_if_cancelling() -> None:
+    """A cancellation swallowed by a library's `wait_for` (Python 3.11) still ends the worker."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+class _ModemRestarted(Exception):
+    """A reboot/ready URC arrived: the worker leaves its loop to re-initialise."""
+
+
+class ModemDriver:
+    """Brings one modem up, keeps it honest, and reports what it knows (see module docstring)."""
+
+    def __init__(self, port_path: str, events: DriverEvents, settings: DriverSettings) -> None:
+        self.port = port_path
+        self.events = events
+        self.settings = settings
+        self.timings = settings.timings
+        self._link: ModemLink | None = None
+        self._ladder: RecoveryLadder | None = None
+        self._earlier_timeouts = 0  # command timeouts on the ports of earlier runs
+        self._wake = asyncio.Event()
+        self._receiver = SmsReceiver(port_path, events, on_delivered=self._check_number_sms)
+        self._receiver.wake = self._wake.set
+        self._registration = RegistrationBook()
+        self._override: ModemState | None = ModemState.STARTING  # RECOVERING / DEAD / GONE
+        self._detail: str | None = None
+        self._identity: ModemIdentity | None = None
+        self._sim_check: SimCheck | None = None
+        self._pin_rejected = False
+        self._sim: SimIdentity | None = None
+        self._setup: SmsSetup | None = None
+        self._number: NumberFound | None = None
+        self._number_iccid: str | None = None
+        self._number_wait: SmsNumberWait | None = None
+        self._operator: str | None = None
+        self._rssi: int | None = None
+        self._swept = False
+        self._last_sweep_at: float | None = None
+        self._restart_seen_at: float | None = None  # loop time of the last reboot/ready URC
+        self._port_lost = False
+        self._errors = 0
+        self._due: dict[str, float] = {}
+        self._status = ModemStatus(port_path, ModemState.STARTING)
+        self._published_key: ModemStatus | None = None
+        self._logged_key: ModemStatus | None = None
+        # Requests from whoever runs the driver (a SIM bank's rotation), served by the worker.
+        self._requests: deque[tuple[str, asyncio.Future[object]]] = deque()
+
+    # -- what the farm sees ----------------------------------------------------------------------
+
+    @property
+    def status(self) -> ModemStatus:
+        return self._status
+
+    async def run(self) -> None:
+        """Drive the modem until cancelled; returns with state GONE when the port vanished."""
+        timings = self.timings
+        try:
+            engine = await AtEngine.open(
+                self.port,
+                self.settings.baudrate,
+                drain_quiet_s=timings.drain_quiet_seconds,
+                drain_max_s=timings.drain_max_seconds,
+            )
+        except PortGone as error:
+            self._gone(f"cannot open the port: {error}")
+            return
+        try:
+            self._attach(engine)
+            await self._drive()
+        except PortGone as error:
+            self._gone(f"the port went away: {error}")
+        finally:
+            await engine.close()
+            self._earlier_timeouts += engine.timeouts
+            self._link = None
+
+    async def sweep_now(self, timeout: float) -> bool:
+        """Read, persist and delete everything in every swept memory now (SM and ME).
+
+        Returns once a sweep that started after the call is done: True, or False when the SIM
+        is not ready (nothing to sweep). TimeoutError when the worker does not get to it.
+        """
+        result = await self._request("sweep", timeout)
+        return bool(result)
+
+    @contextlib.asynccontextmanager
+    async def held(self, timeout: float) -> AsyncIterator[HeldModem]:
+        """Park the worker and hand over the port (for a SIM switch); on exit the modem is
+        re-initialised as after a reboot: SIM, identity, storage setup, a sweep, registration.
+
+        TimeoutError when the worker does not get to it (the modem is recovering, say).
+        """
+        handed = await self._request("hold", timeout)
+        assert isinstance(handed, tuple)
+        held, release = handed
+        try:
+            yield held
+        finally:
+            release.set()
+
+    async def _request(self, kind: str, timeout: float) -> object:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._requests.append((kind, future))
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(future)
+        except BaseException:
+            if not future.done():
+                future.cancel()
+            elif kind == "hold" and not future.cancelled() and future.exception() is None:
+                handed = future.result()
+                assert isinstance(handed, tuple)
+                handed[1].set()  # handed over just as the caller gave up: give it back
+            raise
+
+    async def _serve_requests(self) -> None:
+        """The worker's side of `sweep_now` and `held`."""
+        while self._requests:
+            kind, future = self._requests.popleft()
+            if future.done():
+                continue
+            if kind == "sweep":
+                try:
+                    if self._sim_ready:
+                        await self._receive()
+                        await self._sweep()
+                except BaseException as error:
+                    if not future.done():
+                        future.set_exception(error)
+                    raise
+                future.set_result(self._sim_ready)
+                continue
+            profile = self._identity.profile if self._identity else GENERIC
+            release = asyncio.Event()
+            held = HeldModem(self._require_link(), profile, self._wait_for_restart)
+            self._override = ModemState.STARTING
+            self._detail = "held for a SIM switch"
+            self._swept = False
+            self._publish()
+            future.set_result((held, release))
+            log.info("event=modem_held port=%s", self.port)
+            await release.wait()
+            log.info("event=modem_released port=%s", self.port)
+            raise _ModemRestarted
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    def _attach(self, engine: AtEngine) -> None:
+        trace = self.settings.trace
+        if trace is not None:
+            engine.set_transcript(lambda way, data: trace("in" if way == "rx" else "out", data))
+        engine.on_connection_lost = self._on_connection_lost
+        engine.add_listener(self._on_urc)
+        self._link = ModemLink(engine, self.timings)
+        if self._ladder is None:
+            self._ladder = RecoveryLadder(self._link, self._wait_for_restart)
+        else:
+            self._ladder.link = self._link
+
+    def _on_connection_lost(self, error: BaseException | None) -> None:
+        self._port_lost = True
+        self._wake.set()
+
+    def _on_urc(self, urc: Urc) -> None:
+        """Note what a URC means; never talks to the modem (the worker does)."""
+        name = urc.name
+        if name == "+CMTI":
+            self._receiver.on_cmti(urc)
+        elif name in ("+CMT", "+CDS"):
+            self._receiver.on_cmt(urc)
+        elif name in ("+CDSI", "^SMMEMFULL"):
+            if name == "^SMMEMFULL":
+                log.warning("event=storage_full_urc port=%s line=%r", self.port, urc.line)
+            self._receiver.sweep_wanted = True
+        elif name in ("+CREG", "+CGREG", "+CEREG"):
+            if self._registration.update_from_line(urc.line, solicited=False):
+                log.info(
+                    "event=registration port=%s registration=%s",
+                    self.port,
+                    self._registration.summary,
+                )
+                if self._registration.registered and self._number is None:
+                    self._due["number"] = 0.0
+                self._publish()
+        elif name == "+CPIN":
+            self._on_cpin(urc.args.strip().strip('"').upper())
+        elif self._is_restart(urc):
+            log.info("event=modem_restart_urc port=%s line=%r", self.port, urc.line)
+            self._restart_seen_at = asyncio.get_running_loop().time()
+            if self._override is None:
+                self._swept = False
+                self._detail = f"modem restarted ({urc.line}): re-initialising"
+                self._publish()
+        self._wake.set()
+
+    @staticmethod
+    def _is_restart(urc: Urc) -> bool:
+        if urc.name in RESET_URCS or urc.name in READY_URCS:
+            return urc.name != "+CFUN" or urc.args.strip() == "1"
+        return urc.name == "+QIND" and urc.args.strip().strip('"').upper() in QIND_READY
+
+    def _on_cpin(self, state: str) -> None:
+        ready = self._sim_check is not None and self._sim_check.ready
+        if state == "READY":
+            if not ready:
+                self._restart_seen_at = asyncio.get_running_loop().time()
+            return
+        if ready and state.startswith(SIM_LOST_STATES):
+            log.warning("event=sim_lost port=%s cpin=%r", self.port, state)
+            self._sim_check = SimCheck(False, f"the SIM went away (+CPIN: {state})")
+            self._swept = False
+            self._restart_seen_at = asyncio.get_running_loop().time()
+            self._publish()
+
+    def _check_number_sms(self, deliver: SmsDeliver) -> None:
+        """Operators that answer the number USSD by SMS: the SMS is still handed over as usual."""
+        wait = self._number_wait
+        if wait is None or self._sim is None:
+            return
+        if asyncio.get_running_loop().time() > wait.deadline:
+            return
+        number = number_from_text(deliver.text or "", wait.pattern, self._sim.imsi)
+        if number is not None:
+            self._number = NumberFound(number, "ussd")
+            self._number_iccid = self._sim.iccid
+            self._number_wait = None
+            log.info("event=number_found port=%s source=ussd-sms number=%s", self.port, number)
+            self._publish()
+
+    # -- the worker ------------------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        bring_up_needed = True
+        self._override = None
+        while True:
+            try:
+                if bring_up_needed:
+                    await self._bring_up()
+                await self._serve()
+                bring_up_needed = False  # _serve only returns by raising
+            except _ModemRestarted:
+                bring_up_needed = True
+                self._override = None
+            except PortGone:
+                raise
+            except AtError as failure:
+                await self._recover(failure)
+                bring_up_needed = False
+
+    async def _bring_up(self) -> None:
+        """Init per playbook §2.2, SIM, identity, network, first sweep, number."""
+        link = self._require_link()
+        loop = asyncio.get_running_loop()
+        self._restart_seen_at = None
+        self._swept = False
+        if self._sim_check is not None and self._sim_check.ready:
+            self._sim_check = None  # "initialising" until the SIM answers again
+        self._setup = None
+        self._registration.clear()
+        self._receiver.forget_memory_selection()
+        self._publish()
+        await wake(link, self.timings.wake_attempts)
+        await apply_basics(link)
+        self._identity = await read_identity(link)
+        profile = self._identity.profile
+        log.info(
+            "event=modem_identified port=%s manufacturer=%r model=%r imei=%s profile=%s",
+            self.port,
+            self._identity.manufacturer,
+            self._identity.model,
+            self._identity.imei,
+            profile.name,
+        )
+        await apply_vendor_settings(link, profile)
+        self._sim_check = await wait_for_sim(
+            link,
+            pin=self.settings.pin,
+            pin_allowed=not self._pin_rejected,
+            ready_seconds=self.timings.sim_ready_seconds,
+        )
+        self._pin_rejected = self._pin_rejected or self._sim_check.pin_rejected
+        if not self._sim_check.ready:
+            log.warning("event=sim_not_ready port=%s detail=%r", self.port, self._sim_check.detail)
+            self._schedule("sim_retry", self.timings.sim_retry_seconds)
+            await setup_network_reports(link, profile)
+            self._publish()
+            return
+        sim = await read_sim_identity(link, profile)
+        if self._sim is None or self._sim.iccid != sim.iccid:
+            log.info(
+                "event=sim_identified port=%s iccid=%s source=%s imsi=%s mccmnc=%s",
+                self.port,
+                sim.iccid,
+                sim.iccid_source,
+                sim.imsi,
+                sim.mccmnc,
+            )
+        self._sim = sim
+        if self._number_iccid != sim.iccid:
+            self._number = None
+            self._number_wait = None
+        deadline = loop.time() + self.timings.sim_ready_seconds
+        self._setup = await setup_sms(link, deadline)
+        await setup_network_reports(link, profile)
+        await self._poll_network()
+        self._publish()
+        await self._receive()
+        await self._sweep()
+        self._schedule("reassert", self.timings.reassert_seconds)
+        self._schedule("signal", self.settings.signal_poll_seconds)
+        if self._number is None:
+            await self._find_number()
+        self._publish()
+
+    async def _serve(self) -> None:
+        """Work through whatever is due, then sleep until the next deadline or URC."""
+        loop = asyncio.get_running_loop()
+        link = self._require_link()
+        while True:
+            _raise_if_cancelling()
+            self._check_restart(loop.time())
+            try:
+                await self._serve_requests()
+                await self._receive()
+                if self._sim_ready and (self._due_now("sweep") or self._receiver.sweep_wanted):
+                    await self._sweep()
+                if loop.time() - link.last_answer_at >= self.settings.keepalive_seconds:
+                    await link.command("AT", timeout=self.timings.probe_seconds)
+                if self._due_now("signal"):
+                    await self._poll_network()
+                    self._schedule("signal", self.settings.signal_poll_seconds)
+                if self._due_now("reassert"):
+                    await self._reassert()
+                if self._sim_ready and self._number is None and self._due_now("number"):
+                    await self._find_number()
+                if not self._sim_ready and self._due_now("sim_retry"):
+                    raise _ModemRestarted
+                self._errors = 0
+            except AtError as error:
+                if isinstance(error, (AtTimeout, PortGone)):
+                    raise
+                self._errors += 1
+                log.warning(
+                    "event=command_refused port=%s errors=%d error=%r",
+                    self.port,
+                    self._errors,
+                    str(error),
+                )
+                if self._errors >= MAX_CONSECUTIVE_ERRORS:
+                    self._errors = 0
+                    raise
+                self._schedule("sweep", min(self.settings.sweep_seconds, 1.0))
+            self._publish()
+            await self._sleep_until_due(loop)
+
+    async def _sleep_until_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        link = self._require_link()
+        if self._port_lost:
+            raise PortGone("serial port lost", port=self.port)
+        if self._requests:
+            return
+        if self._sim_ready and (self._receiver.hints or self._receiver.sweep_wanted):
+            return
+        deadlines = [link.last_answer_at + self.settings.keepalive_seconds]
+        deadlines += list(self._due.values())
+        if self._restart_seen_at is not None:
+            deadlines.append(self._restart_seen_at + self.timings.reboot_settle_seconds)
+        delay = max(0.0, min(deadlines) - loop.time())
+        self._wake.clear()
+        await _wait_event(self._wake, delay)
+        if self._port_lost:
+            raise PortGone("serial port lost", port=self.port)
+
+    def _check_restart(self, now: float) -> None:
+        seen = self._restart_seen_at
+        if seen is not None and now - seen >= self.timings.reboot_settle_seconds:
+            raise _ModemRestarted
+
+    async def _receive(self) -> None:
+        """Routed PDUs first (they exist only in memory), then the `+CMTI` hints."""
+        if not self._sim_ready or self._sim is None:
+            return
+        link = self._require_link()
+        await self._receiver.handle_routed(link, self._sim.iccid, self._setup)
+        await self._receiver.handle_hints(link, self._sim.iccid)
+
+    async def _sweep(self) -> None:
+        assert self._sim is not None and self._setup is not None
+        await self._receiver.sweep(self._require_link(), self._setup, self._sim.iccid)
+        if not self._swept:
+            log.info("event=first_sweep_done port=%s storage=%s", self.port, self._receiver.storage)
+        self._swept = True
+        self._last_sweep_at = time.time()
+        self._schedule("sweep", self.settings.sweep_seconds)
+
+    async def _poll_network(self) -> None:
+        link = self._require_link()
+        profile = self._identity.profile if self._identity else GENERIC
+        before = self._registration.summary
+        await query_registration(link, self._registration, lte=profile.has_lte)
+        if self._registration.summary != before:
+            log.info(
+                "event=registration port=%s registration=%s", self.port, self._registration.summary
+            )
+        self._operator = await query_operator(link) if self._registration.registered else None
+        self._rssi = await query_signal(link)
+
+    async def _reassert(self) -> None:
+        """Re-send the volatile settings (F23): cheap, and other software may have changed them."""
+        link = self._require_link()
+        profile = self._identity.profile if self._identity else GENERIC
+        await apply_basics(link)
+        await apply_vendor_settings(link, profile)
+        if self._setup is not None:
+            deadline = asyncio.get_running_loop().time() + self.timings.command_seconds
+            self._setup = await setup_sms(link, deadline, self._setup)
+            self._receiver.forget_memory_selection()
+        await setup_network_reports(link, profile)
+        self._schedule("reassert", self.timings.reassert_seconds)
+
+    async def _find_number(self) -> None:
+        assert self._sim is not None
+        self._schedule("number", self.timings.number_retry_seconds)
+        wait = self._number_wait
+        if wait is not None and asyncio.get_running_loop().time() <= wait.deadline:
+            return  # the operator's SMS may still come
+        found = await discover_number(
+            self._require_link(),
+            self.settings,
+            iccid=self._sim.iccid,
+            imsi=self._sim.imsi,
+            mccmnc=self._sim.mccmnc,
+            registered=self._registration.registered,
+        )
+        if isinstance(found, NumberFound):
+            self._number = found
+            self._number_iccid = self._sim.iccid
+            self._number_wait = None
+            log.info(
+                "event=number_found port=%s source=%s number=%s",
+                self.port,
+                found.source,
+                found.number,
+            )
+        elif isinstance(found, SmsNumberWait):
+            self._number_wait = found
+            self._schedule("number", self.timings.ussd_sms_window_seconds)
+        else:
+            log.warning(
+                "event=number_unknown port=%s iccid=%s detail=%r",
+                self.port,
+                self._sim.iccid,
+                "no rung of the number ladder knew it: configure [sims.<ICCID>] number",
+            )
+
+    async def _recover(self, failure: AtError) -> None:
+        """Climb the ladder until a bring-up works; DEAD in between, retried rarely."""
+        ladder = self._ladder
+        assert ladder is not None
+        self._override = ModemState.RECOVERING
+        self._detail = f"modem stopped answering properly ({failure}); recovering"
+        self._swept = False
+        self._publish()
+        while True:
+            rung = await ladder.climb(self._bring_up)
+            if rung is not None:
+                self._override = None
+                self._publish()
+                return
+            self._override = ModemState.DEAD
+            self._detail = (
+                "modem does not recover by AT commands (tried "
+                f"{ladder.summary()}): check its power supply and USB cable; retried every "
+                f"{self.timings.dead_retry_seconds:.0f} s"
+            )
+            log.error("event=modem_dead port=%s deaths=%d", self.port, ladder.deaths)
+            self._publish()
+            await self._wait_for_restart(self.timings.dead_retry_seconds)
+            if self._port_lost:
+                raise PortGone("serial port lost", port=self.port)
+            self._override = ModemState.RECOVERING
+            self._publish()
+
+    async def _wait_for_restart(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a reboot/ready URC (or a lost port); True when one came."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        start_mark = self._restart_seen_at
+        while loop.time() < deadline:
+            if self._port_lost:
+                return False
+            if self._restart_seen_at is not None and self._restart_seen_at != start_mark:
+                # let the boot burst finish before talking to the modem
+                settle = self._restart_seen_at + self.timings.reboot_settle_seconds - loop.time()
+                if settle <= 0:
+                    return True
+                await asyncio.sleep(settle)
+                continue
+            self._wake.clear()
+            if not await _wait_event(self._wake, deadline - loop.time()):
+                break
+        return False
+
+    # -- state and reporting ---------------------------------------------------------------------
+
+    @property
+    def _sim_ready(self) -> bool:
+        return self._sim_check is not None and self._sim_check.ready and self._sim is not None
+
+    def _schedule(self, job: str, in_seconds: float) -> None:
+        self._due[job] = asyncio.get_running_loop().time() + in_seconds
+
+    def _due_now(self, job: str) -> bool:
+        due = self._due.get(job)
+        return due is not None and asyncio.get_running_loop().time() >= due
+
+    def _require_link(self) -> ModemLink:
+        if self._link is None:
+            raise PortGone("the driver has no open port", port=self.port)
+        return self._link
+
+    def _state(self) -> tuple[ModemState, str | None]:
+        if self._override is not None:
+            return self._override, self._detail
+        check = self._sim_check
+        if check is None:
+            return ModemState.STARTING, self._detail or "initialising"
+        if not check.ready:
+            return ModemState.NO_SIM, check.detail
+        if self._sim is None:
+            return ModemState.STARTING, "reading the SIM's identity"
+        if not self._registration.registered:
+            word = self._registration.summary or "unknown"
+            return ModemState.SEARCHING, f"not registered on a network ({word})"
+        if self._restart_seen_at is not None or not self._swept:
+            return ModemState.STARTING, self._detail or "waiting for the first storage sweep"
+        if self._number is None:
+            return ModemState.STARTING, (
+                "the SIM's number is unknown: configure [sims.<ICCID>] number, or a USSD rule "
+                "for its network"
+            )
+        return ModemState.READY, None
+
+    def _publish(self) -> None:
+        """Build the snapshot; report it when something that matters changed."""
+        state, detail = self._state()
+        identity, sim, number = self._identity, self._sim, self._number
+        status = ModemStatus(
+            port=self.port,
+            state=state,
+            manufacturer=identity.manufacturer if identity else None,
+            model=identity.model if identity else None,
+            revision=identity.revision if identity else None,
+            imei=identity.imei if identity else None,
+            iccid=sim.iccid if sim else None,
+            imsi=sim.imsi if sim else None,
+            mccmnc=sim.mccmnc if sim else None,
+            number=number.number if number else None,
+            number_source=number.source if number else None,
+            registration=self._registration.summary,
+            operator_code=self._operator,
+            signal_rssi=self._rssi,
+            storage=dict(self._receiver.storage),
+            last_sweep_at=self._last_sweep_at,
+            last_sms_at=self._receiver.last_sms_at,
+            detail=detail,
+            timeouts=self._timeouts(),
+            recoveries=self._ladder.recoveries() if self._ladder else {},
+        )
+        self._status = status
+        # The farm hears of every change but signal wobbles and sweeps; the log only of changes
+        # an operator acts on (a new SMS or counter is logged where it happens).
+        key = dataclasses.replace(
+            status, signal_rssi=signal_bucket(status.signal_rssi), last_sweep_at=None
+        )
+        if key == self._published_key:
+            return
+        self._published_key = key
+        logged = dataclasses.replace(key, last_sms_at=None, timeouts=0, recoveries={})
+        if logged != self._logged_key:
+            self._logged_key = logged
+            log.info(
+                "event=status port=%s state=%s iccid=%s number=%s registration=%s rssi=%s "
+                "detail=%r",
+                self.port,
+                state,
+                status.iccid,
+                status.number,
+                status.registration,
+                status.signal_rssi,
+                detail,
+            )
+        try:
+            self.events.status_changed(status)
+        except Exception:
+            log.exception("event=status_listener_failed port=%s", self.port)
+
+    def _timeouts(self) -> int:
+        """Command timeouts since the driver started, over every port it opened."""
+        link = self._link
+        return self._earlier_timeouts + (link.engine.timeouts if link is not None else 0)
+
+    def _gone(self, why: str) -> None:
+        self._override = ModemState.GONE
+        self._detail = f"{why}; the farm retries when the port is back"
+        self._publish()
