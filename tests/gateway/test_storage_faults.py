@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pool.pool import store as store_module
+from gateway.pool import store as store_module
 from tests.gateway.farm_harness import (
     EVENTUALLY_SECONDS,
     Running,
