@@ -185,7 +185,7 @@ def write_markdown(report: Report, path: Path) -> None:
         "to a bare Starlette endpoint measured the same way, with the same client, in the same "
         "run, and why the ratio is the figure that counts.",
         "",
-        '## Targets (DESIGN.md, "What fast means here")',
+        "## Targets (the design's speed targets)",
         "",
         markdown_table(["measure", "target", "measured", "result"], targets_rows(report)),
         "",

@@ -1,6 +1,6 @@
 """`python -m bench.run [--quick|--full] [--only a,b,...]`: every measure, one table, one report.
 
-Measures (DESIGN.md, "What fast means here"):
+Measures (the speed targets of the design):
   a  GET_NUMBER (+ FINISH) and GET_SERVICES at 1/16/64 clients, 2,000 live SIMs, 1,000,000
      history rows, side by side with a bare Starlette endpoint
   b  the same at 100, 2,000 and 20,000 SIMs (quick: 100 and 2,000)
@@ -360,7 +360,7 @@ def api_findings(
             f"writer thread at {rep.fmt(ours.cpu_threads_percent, 0)} %), about "
             f"{loop_us:.0f} us of loop CPU per request against {bare_us:.0f} us for the bare "
             "endpoint. What the bare endpoint does not do (profile below): read and validate "
-            "the body with pydantic, wrap every reply in GZipMiddleware (the spec asks for gzip "
+            "the body with pydantic, wrap every reply in GZipMiddleware (Onlinesim asks for gzip "
             "whenever the client accepts it), re-count the number in the GET_SERVICES counters "
             "on lease, history change and close, and hand every lease and finish to the store's "
             "writer thread and wait for its durable commit (a future resolved across threads). "

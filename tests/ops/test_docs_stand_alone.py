@@ -11,6 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [
     REPO_ROOT / "README.md",
     REPO_ROOT / "docs" / "raspberry-pi.md",
+    REPO_ROOT / "docs" / "architecture.md",
+    REPO_ROOT / "docs" / "BENCHMARKS.md",
     REPO_ROOT / "config" / "simfarm.example.toml",
 ]
 #: Citations of design notes and specifications that live outside the repository.
