@@ -8,23 +8,16 @@ this module, not a change to the pool.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
+from gateway.marketplaces.fields import BadRequest, Prefix, Sum, describe, presented_key
 from gateway.pool.pool import RENT, NumberRequest
+
+__all__ = ["BadRequest", "presented_key"]  # shared with the other dialects, named here too
 
 GET_SERVICES = "GET_SERVICES"
 GET_NUMBER = "GET_NUMBER"
@@ -48,33 +41,6 @@ PATHS: dict[str, tuple[str, bool]] = {
 
 #: PUSH_SMS replies that end the attempts without success (§D.10); anything else is retried.
 FINAL_PUSH_REFUSALS = frozenset({"NO_OPERATION", "NO_OP", "BAD_SERVICE", "IGNORED", "SERVICE_BAN"})
-
-#: The longest number prefix `exceptionPhoneSet` may hold (E.164 numbers are at most 15 digits).
-MAX_PREFIX_DIGITS = 20
-
-
-def _as_float(value: int | float) -> float:
-    """A sum as the float the pool keeps: a JSON integer too large for a float is refused here."""
-    try:
-        number = float(value)
-    except OverflowError:
-        raise ValueError("too large") from None
-    if not math.isfinite(number):
-        raise ValueError("must be a finite number")
-    return number
-
-
-# RUB; JSON allows any size of integer, the pool and the store hold a float.
-Sum = Annotated[StrictInt | StrictFloat, Field(ge=0), AfterValidator(_as_float)]
-# A prefix of the full international number: the docs send integers, SMSHUB digit strings.
-Prefix = (
-    Annotated[StrictInt, Field(ge=0, lt=10**MAX_PREFIX_DIGITS)]
-    | Annotated[StrictStr, Field(pattern=rf"^[0-9]{{1,{MAX_PREFIX_DIGITS}}}$")]
-)
-
-
-class BadRequest(Exception):
-    """A request the marketplace must be told is wrong (HTTP 400, nothing changed)."""
 
 
 class _Body(BaseModel):
@@ -136,16 +102,6 @@ class Request:
         )
 
 
-def presented_key(payload: Any) -> str | None:
-    """The body's `key`, read on its own so that the key is checked before any other field."""
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object")
-    key = payload.get("key")
-    if key is not None and not isinstance(key, str):
-        raise BadRequest("key: must be a string")
-    return key
-
-
 def requested_action(payload: Any, path: str) -> str | None:
     """The action a body asks for when it is one we know, else None (for metrics); never raises."""
     if not isinstance(payload, dict):
@@ -170,16 +126,8 @@ def parse_request(payload: Any, path: str) -> Request:
     try:
         body = model.model_validate(payload)
     except ValidationError as exc:
-        raise BadRequest(_describe(exc)) from None
+        raise BadRequest(describe(exc)) from None
     return Request(action=action, body=body, rent_path=rent_path)
-
-
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
-    if first["type"] == "missing":
-        return f"missing field: {where}"
-    return f"{where}: {first['msg']}"
 
 
 def services_reply(

@@ -1,0 +1,60 @@
+"""What every marketplace dialect reads the same way: sums, number prefixes, the key, errors.
+
+Onlinesim and SMSHUB (and its clones) share the shape of GET_NUMBER: a price, and prefixes of
+full international numbers that must not be issued. Each dialect module declares its own bodies
+with these types, so both refuse bad input with the same words.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+
+#: The longest number prefix `exceptionPhoneSet` may hold (E.164 numbers are at most 15 digits).
+MAX_PREFIX_DIGITS = 20
+
+
+def _as_float(value: int | float) -> float:
+    """A sum as the float the pool keeps: a JSON integer too large for a float is refused here."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise ValueError("too large") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    return number
+
+
+# In the marketplace's currency; JSON allows any size of integer, the pool and the store hold a
+# float.
+Sum = Annotated[StrictInt | StrictFloat, Field(ge=0), AfterValidator(_as_float)]
+# A prefix of the full international number: the docs send integers, SMSHUB digit strings.
+Prefix = (
+    Annotated[StrictInt, Field(ge=0, lt=10**MAX_PREFIX_DIGITS)]
+    | Annotated[StrictStr, Field(pattern=rf"^[0-9]{{1,{MAX_PREFIX_DIGITS}}}$")]
+)
+
+
+class BadRequest(Exception):
+    """A request the marketplace must be told is wrong (HTTP 400, nothing changed)."""
+
+
+def presented_key(payload: Any) -> str | None:
+    """The body's `key`, read on its own so that the key is checked before any other field."""
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object")
+    key = payload.get("key")
+    if key is not None and not isinstance(key, str):
+        raise BadRequest("key: must be a string")
+    return key
+
+
+def describe(exc: ValidationError) -> str:
+    """The first validation error, in one line that names the field."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "body"
+    if first["type"] == "missing":
+        return f"missing field: {where}"
+    return f"{where}: {first['msg']}"
