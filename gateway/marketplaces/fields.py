@@ -1,4 +1,5 @@
-"""What every marketplace dialect reads the same way: sums, number prefixes, the key, errors.
+"""What every marketplace dialect reads and writes alike: sums, number prefixes, the key,
+errors, the status words and the replies built from them.
 
 Onlinesim and SMSHUB (and its clones) share the shape of GET_NUMBER: a price, and prefixes of
 full international numbers that must not be issued. Each dialect module declares its own bodies
@@ -11,6 +12,10 @@ import math
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+
+SUCCESS = "SUCCESS"
+ERROR = "ERROR"
+NO_NUMBERS = "NO_NUMBERS"
 
 #: The longest number prefix `exceptionPhoneSet` may hold (E.164 numbers are at most 15 digits).
 MAX_PREFIX_DIGITS = 20
@@ -58,3 +63,28 @@ def describe(exc: ValidationError) -> str:
     if first["type"] == "missing":
         return f"missing field: {where}"
     return f"{where}: {first['msg']}"
+
+
+def number_reply(number: str, activation_id: int) -> dict[str, Any]:
+    """`number` is the full international number as a JSON number, never a string."""
+    return {"number": int(number), "activationId": activation_id, "status": SUCCESS}
+
+
+def no_numbers_reply() -> dict[str, Any]:
+    return {"status": NO_NUMBERS}
+
+
+def success_reply() -> dict[str, Any]:
+    return {"status": SUCCESS}
+
+
+def error_reply(message: str) -> dict[str, Any]:
+    return {"status": ERROR, "error": message}
+
+
+def push_delivered(http_status: int, payload: Any) -> bool:
+    """A PUSH_SMS counts as delivered on HTTP 200 with a JSON object whose `status` is SUCCESS,
+    nothing looser: an SMS wrongly taken as delivered is lost, one wrongly retried is only sent
+    again with the same smsId."""
+    status = payload.get("status") if isinstance(payload, dict) else None
+    return http_status == 200 and isinstance(status, str) and status.strip().upper() == SUCCESS

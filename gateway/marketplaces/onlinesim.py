@@ -14,19 +14,36 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
-from gateway.marketplaces.fields import BadRequest, Prefix, Sum, describe, presented_key
+from gateway.marketplaces.fields import (
+    SUCCESS,
+    BadRequest,
+    Prefix,
+    Sum,
+    describe,
+    error_reply,
+    no_numbers_reply,
+    number_reply,
+    presented_key,
+    push_delivered,
+    success_reply,
+)
 from gateway.pool.pool import RENT, NumberRequest
 
-__all__ = ["BadRequest", "presented_key"]  # shared with the other dialects, named here too
+# Shared with the other dialects, and part of this one.
+__all__ = [
+    "BadRequest",
+    "error_reply",
+    "no_numbers_reply",
+    "number_reply",
+    "presented_key",
+    "success_reply",
+]
 
 GET_SERVICES = "GET_SERVICES"
 GET_NUMBER = "GET_NUMBER"
 FINISH_ACTIVATION = "FINISH_ACTIVATION"
 PUSH_SMS = "PUSH_SMS"
 
-SUCCESS = "SUCCESS"
-ERROR = "ERROR"
-NO_NUMBERS = "NO_NUMBERS"
 ANY_OPERATOR = "any"
 
 #: The documented paths, each naming the action it carries and whether it is the rent twin.
@@ -151,22 +168,6 @@ def services_reply(
     return {"countryList": country_list, "status": SUCCESS}
 
 
-def number_reply(number: str, activation_id: int) -> dict[str, Any]:
-    return {"number": int(number), "activationId": activation_id, "status": SUCCESS}
-
-
-def no_numbers_reply() -> dict[str, Any]:
-    return {"status": NO_NUMBERS}
-
-
-def success_reply() -> dict[str, Any]:
-    return {"status": SUCCESS}
-
-
-def error_reply(message: str) -> dict[str, Any]:
-    return {"status": ERROR, "error": message}
-
-
 def push_sms_body(
     *, key: str, sms_id: int, number: str, sender: str, text: str, rent: bool
 ) -> dict[str, Any]:
@@ -192,11 +193,9 @@ def push_outcome(http_status: int, payload: Any) -> tuple[str, str | None]:
     taken as delivered is lost, one wrongly retried is only sent again with the same smsId. A
     final refusal may come in any field or as the bare text, since its form is not documented.
     """
-    words = _reply_words(payload)
-    status = payload.get("status") if isinstance(payload, dict) else None
-    if http_status == 200 and isinstance(status, str) and status.strip().upper() == SUCCESS:
+    if push_delivered(http_status, payload):
         return "pushed", None
-    for word in words:
+    for word in _reply_words(payload):
         if word in FINAL_PUSH_REFUSALS:
             return "refused", word
     return "retry", f"http={http_status} reply={_shown_reply(payload)}"
