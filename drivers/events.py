@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from drivers.modem.held import HeldModem
     from drivers.sms.pdu import SmsDeliver
+
+#: Called with ("in" | "out", bytes) for every byte that crosses a traced port.
+TraceHook = Callable[[str, bytes], None]
 
 
 class ModemState(enum.StrEnum):
@@ -98,3 +104,33 @@ class DriverEvents(Protocol):
 
     def status_changed(self, status: ModemStatus) -> None:
         """A new snapshot of the modem; called on every change that matters."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """What whoever runs a modem driver (the farm, a SIM bank's rotation) may ask of it."""
+
+    @property
+    def status(self) -> ModemStatus:
+        """The newest snapshot of the modem and its SIM."""
+        ...
+
+    async def run(self) -> None:
+        """Drive the modem until cancelled; return or raise when the port is gone."""
+
+    async def sweep_now(self, timeout: float) -> bool:
+        """Read, persist and delete every stored SMS now; False when there is no SIM to sweep.
+
+        TimeoutError when the driver does not get to it in time.
+        """
+        ...
+
+    def held(self, timeout: float) -> AbstractAsyncContextManager[HeldModem]:
+        """The parked modem for a SIM switch; re-initialised by the driver on exit.
+
+        TimeoutError (on entry) when the driver does not get to it in time.
+        """
+        ...
+
+    def set_trace(self, hook: TraceHook | None) -> None:
+        """Report every byte on the port to `hook` from now on; None stops the trace."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from drivers.at.engine import AtEngine
 from drivers.at.errors import AtError, AtTimeout, PortGone
 from drivers.at.lines import Urc
-from drivers.events import DriverEvents, ModemState, ModemStatus
+from drivers.events import DriverEvents, ModemState, ModemStatus, TraceHook
 from drivers.modem.held import HeldModem
 from drivers.modem.init import (
     ModemIdentity,
@@ -93,6 +93,7 @@ class ModemDriver:
         self.settings = settings
         self.timings = settings.timings
         self._link: ModemLink | None = None
+        self._trace: TraceHook | None = settings.trace
         self._ladder: RecoveryLadder | None = None
         self._earlier_timeouts = 0  # command timeouts on the ports of earlier runs
         self._wake = asyncio.Event()
@@ -151,6 +152,19 @@ class ModemDriver:
             await engine.close()
             self._earlier_timeouts += engine.timeouts
             self._link = None
+
+    def set_trace(self, hook: TraceHook | None) -> None:
+        """Report every byte on the port to `hook` from now on (None: stop), also mid-run."""
+        self._trace = hook
+        if self._link is not None:
+            self._install_trace(self._link.engine)
+
+    def _install_trace(self, engine: AtEngine) -> None:
+        hook = self._trace
+        if hook is None:
+            engine.set_transcript(None)
+        else:
+            engine.set_transcript(lambda way, data: hook("in" if way == "rx" else "out", data))
 
     async def sweep_now(self, timeout: float) -> bool:
         """Read, persist and delete everything in every swept memory now (SM and ME).
@@ -225,9 +239,7 @@ class ModemDriver:
     # -- wiring ----------------------------------------------------------------------------------
 
     def _attach(self, engine: AtEngine) -> None:
-        trace = self.settings.trace
-        if trace is not None:
-            engine.set_transcript(lambda way, data: trace("in" if way == "rx" else "out", data))
+        self._install_trace(engine)
         engine.on_connection_lost = self._on_connection_lost
         engine.add_listener(self._on_urc)
         self._link = ModemLink(engine, self.timings)

@@ -19,9 +19,9 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from drivers.events import ModemState, ModemStatus, ReceivedPdu
+from drivers.events import Driver, ModemState, ModemStatus, ReceivedPdu, TraceHook
 from drivers.modem.settings import DriverSettings, UssdRule
 from gateway.farm.sms_intake import SmsIntake
 from gateway.pool.pool import OnlineSim, Pool
@@ -36,16 +36,6 @@ RESTART_BACKOFF_MIN_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 60.0
 #: A driver that ran this long before failing starts again from the shortest back-off.
 HEALTHY_RUN_SECONDS = 120.0
-
-
-class Driver(Protocol):
-    """What the farm needs of a modem driver."""
-
-    @property
-    def status(self) -> ModemStatus: ...
-
-    async def run(self) -> None:
-        """Drive the modem until cancelled; return or raise when the port is gone."""
 
 
 DriverFactory = Callable[[str, "PortEvents", DriverSettings], Driver]
@@ -80,7 +70,7 @@ class PortEvents:
         await self._farm.intake.received(sms)
 
     def status_changed(self, status: ModemStatus) -> None:
-        self._farm._status_changed(self._port, status)
+        self._farm.status_changed(self._port, status)
 
 
 class Farm:
@@ -230,7 +220,7 @@ class Farm:
         log.info("event=port_unheld port=%s", path)
         status = self._statuses.get(path)
         if status is not None:
-            self._status_changed(path, status)
+            self.status_changed(path, status)
 
     def is_held(self, path: str) -> bool:
         return path in self._held
@@ -272,12 +262,12 @@ class Farm:
         return port.driver is not None and port.task is not None and not port.task.done()
 
     def _apply_trace(self, port: _Port) -> None:
-        """Hand the trace to a driver that can switch it at run time (`set_trace`)."""
-        set_trace = getattr(port.driver, "set_trace", None)
-        if set_trace is not None:
-            set_trace(self._trace_hook(port.path) if port.path in self._traced else None)
+        """Switch the trace of the port's driver at run time."""
+        if port.driver is not None:
+            traced = port.path in self._traced
+            port.driver.set_trace(self._trace_hook(port.path) if traced else None)
 
-    def _trace_hook(self, path: str) -> Callable[[str, bytes], None]:
+    def _trace_hook(self, path: str) -> TraceHook:
         """The hook a driver calls with ("in"|"out", bytes); logs only while the port is traced."""
 
         def hook(direction: str, data: bytes) -> None:
@@ -364,9 +354,10 @@ class Farm:
     def _withdraw(self, path: str) -> None:
         status = self._statuses.get(path)
         if status is not None and status.state is not ModemState.GONE:
-            self._status_changed(path, replace(status, state=ModemState.GONE))
+            self.status_changed(path, replace(status, state=ModemState.GONE))
 
-    def _status_changed(self, path: str, status: ModemStatus) -> None:
+    def status_changed(self, path: str, status: ModemStatus) -> None:
+        """A driver's new snapshot of `path`: tell the listeners, offer or withdraw its SIM."""
         port = self._ports.get(path)
         self._statuses[path] = status
         for listener in self._status_listeners:

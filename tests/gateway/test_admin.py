@@ -10,7 +10,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from drivers.events import ModemState, ModemStatus, ReceivedPdu
+from drivers.events import Driver, ModemState, ModemStatus, ReceivedPdu
+from drivers.modem.held import HeldModem
 from drivers.modem.settings import DriverSettings
 from drivers.sms.pdu import decode_pdu, encode_deliver
 from gateway.config import ConfigError, config_from_dict, config_warnings
@@ -96,6 +97,12 @@ class FakeDriver:
         self.events.status_changed(self._status)
         await asyncio.Event().wait()  # until the farm cancels it
 
+    async def sweep_now(self, timeout: float) -> bool:
+        return False  # no storage to sweep
+
+    def held(self, timeout: float) -> AbstractAsyncContextManager[HeldModem]:
+        raise TimeoutError("a fake driver never hands over a port")
+
     def set_trace(self, hook: Callable[[str, bytes], None] | None) -> None:
         self.trace_hook = hook
 
@@ -128,9 +135,10 @@ class FakeDriver:
 
 
 class SettingsTracedDriver(FakeDriver):
-    """A driver without set_trace: it only has the hook the farm put in its settings."""
+    """A driver that ignores set_trace: it only has the hook the farm put in its settings."""
 
-    set_trace = None  # type: ignore[assignment]
+    def set_trace(self, hook: Callable[[str, bytes], None] | None) -> None:
+        pass
 
     def exchange(self, command: bytes, reply: bytes) -> None:
         hook = self.settings.trace
@@ -407,6 +415,13 @@ async def test_release_frees_the_number_without_touching_its_history(
 
 def trace_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "event=at_trace " in r.getMessage()]
+
+
+def test_the_fake_drivers_are_drivers() -> None:
+    for driver_class in (FakeDriver, SettingsTracedDriver):
+        events = PortEvents(None, "/dev/fake")  # type: ignore[arg-type]
+        driver = driver_class("/dev/fake", events, DriverSettings(), modem_status("/dev/fake", 1))
+        assert isinstance(driver, Driver)
 
 
 async def test_trace_switches_a_ports_byte_log_at_run_time(

@@ -27,7 +27,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from drivers.events import ModemState, ModemStatus
+from drivers.events import Driver, ModemState, ModemStatus
 from drivers.modem.held import SimRead
 from drivers.simbank.switcher import SlotSwitcher, SwitcherError
 from gateway.farm.simbank.inventory import Inventory
@@ -111,9 +111,9 @@ class FarmChannelModem:
     def unhold(self) -> None:
         self.farm.unhold(self.port)
 
-    def _driver(self):
-        driver = self.farm.driver_for(self.port)
-        if driver is None or not hasattr(driver, "held"):
+    def _driver(self) -> Driver:
+        driver: Driver | None = self.farm.driver_for(self.port)
+        if driver is None:
             raise ChannelUnavailable(f"no modem driver runs on {self.port}")
         return driver
 
