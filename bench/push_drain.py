@@ -17,7 +17,8 @@ from pathlib import Path
 
 from gateway.marketplaces.push import PushSettings, PushWorker
 from gateway.ops.logs import setup_logging
-from gateway.pool.store import ActivationRecord, IncomingSms, Store
+from gateway.pool.records import ActivationRecord, IncomingSms
+from gateway.pool.sqlite import Store
 
 KEY = "bench-push-key"
 #: Store jobs queued at once while filling the outbox.

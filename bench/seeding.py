@@ -7,7 +7,7 @@ numbers have rows, some services barred (sold or refused before), some with canc
 the pool's per-number history loading and its eligibility checks do real work.
 
 The rows are written with `Store.bulk_seed_history`, the one place that writes them in bulk: all
-SQL stays in gateway/pool/store.py.
+SQL stays in gateway/pool/sqlite/.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gateway.pool.pool import OnlineSim
-from gateway.pool.store import Store
+from gateway.pool.sqlite import Store
 
 #: The services the benchmark daemon offers (a provider offers several; GET_SERVICES grows with
 #: services x operators).

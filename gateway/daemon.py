@@ -27,7 +27,7 @@ from gateway.ops.admin import (
 from gateway.ops.admin_identity import DaemonIdentity
 from gateway.ops.metrics import Metrics, metrics_endpoint
 from gateway.pool.pool import Pool, PoolRules
-from gateway.pool.store import Store
+from gateway.pool.sqlite import Store
 
 if TYPE_CHECKING:
     from gateway.config import Config

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from drivers.events import ReceivedPdu
 from gateway.pool.pool import Pool
-from gateway.pool.store import IncomingSms, SmsPart, StoredSms
+from gateway.pool.records import IncomingSms, SmsPart, StoredSms
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.marketplaces import onlinesim
 from gateway.pool.pool import NoNumbers, Pool, UnknownActivation
-from gateway.pool.store import StoreError
+from gateway.pool.storage import StoreError
 
 log = logging.getLogger(__name__)
 

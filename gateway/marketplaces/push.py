@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import httpx
 
 from gateway.marketplaces import onlinesim
-from gateway.pool.store import PendingPush, Store, StoreError
+from gateway.pool.records import PendingPush
+from gateway.pool.storage import SmsStorage, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class PushWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: SmsStorage,
         settings: PushSettings,
         *,
         clock: Callable[[], float] = time.time,

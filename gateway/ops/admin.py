@@ -46,12 +46,13 @@ from gateway.ops.admin_identity import DaemonIdentity
 from gateway.ops.listen_check import listen_failure
 from gateway.ops.metrics import Metrics, metrics_endpoint
 from gateway.pool.pool import UnknownActivation
-from gateway.pool.store import StoreError
+from gateway.pool.storage import StoreError
 
 if TYPE_CHECKING:
     from gateway.farm.farm import Farm
     from gateway.pool.pool import Pool
-    from gateway.pool.store import ActivationRecord, Store
+    from gateway.pool.records import ActivationRecord
+    from gateway.pool.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class HealthSource(Protocol):
 
     pool: Pool | None
     farm: Farm | None
-    store: Store | None
+    store: Storage | None
 
     def api_serving(self) -> bool: ...
 
@@ -195,7 +196,7 @@ def _nothing_to_sell(farm: Farm | None, statuses: list[ModemStatus]) -> str:
 SERVING_STATUSES = frozenset({"ok", "degraded"})
 
 
-async def _store_health(store: Store | None) -> tuple[bool, str | None]:
+async def _store_health(store: Storage | None) -> tuple[bool, str | None]:
     if store is None:
         return False, "not open"
     try:

@@ -29,13 +29,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from drivers.events import ModemState
-from gateway.pool.store import StoreError
+from gateway.pool.storage import StoreError
 
 if TYPE_CHECKING:
     from gateway.farm.farm import Farm
     from gateway.marketplaces.push import PushWorker
     from gateway.pool.pool import Pool
-    from gateway.pool.store import Store, StoredSms
+    from gateway.pool.records import StoredSms
+    from gateway.pool.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class MetricsSource(Protocol):
     pool: Pool | None
     farm: Farm | None
     push: PushWorker | None
-    store: Store | None
+    store: Storage | None
 
 
 class Metrics:

@@ -19,14 +19,8 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from gateway.pool.store import (
-    ActivationRecord,
-    HistoryEntry,
-    IncomingSms,
-    SimRecord,
-    Store,
-    StoredSms,
-)
+from gateway.pool.records import ActivationRecord, HistoryEntry, IncomingSms, SimRecord, StoredSms
+from gateway.pool.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +103,7 @@ class PoolRules:
 class Pool:
     """Live numbers, open activations and per-service history; the single source of truth."""
 
-    def __init__(self, store: Store, rules: PoolRules, clock: Callable[[], float] = time.time):
+    def __init__(self, store: Storage, rules: PoolRules, clock: Callable[[], float] = time.time):
         self.store = store
         self.rules = rules
         self.clock = clock

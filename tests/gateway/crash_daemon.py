@@ -21,7 +21,7 @@ import time
 from gateway.config import load_config
 from gateway.daemon import Daemon
 from gateway.ops.logs import setup_logging
-from gateway.pool.store import IncomingSms
+from gateway.pool.records import IncomingSms
 from tests.gateway.helpers import sim
 
 

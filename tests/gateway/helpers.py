@@ -14,7 +14,8 @@ import httpx
 from gateway.marketplaces.api import MarketplaceApi, create_app
 from gateway.marketplaces.http_server import BackgroundServer
 from gateway.pool.pool import OnlineSim, Pool, PoolRules
-from gateway.pool.store import IncomingSms, Store
+from gateway.pool.records import IncomingSms
+from gateway.pool.sqlite import Store
 
 KEY = "test-partner-key"
 RULES = PoolRules(

@@ -76,4 +76,4 @@ async def test_the_api_server_ending_is_restarted_counted_and_shown(tmp_path, ca
     failed = [r for r in caplog.records if "event=task_failed" in r.getMessage()]
     assert len(failed) == 1 and "task=api" in failed[0].getMessage()
     assert failed[0].levelno == logging.ERROR
-    assert daemon.store is not None and daemon.store._thread is None  # closed
+    assert daemon.store is not None and daemon.store._writer._thread is None  # closed

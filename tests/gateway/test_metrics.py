@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from drivers.events import ModemState
 from gateway.demo.fake_marketplace import fail_first
 from gateway.ops.metrics import Metrics
-from gateway.pool.store import StoredSms
+from gateway.pool.records import StoredSms
 from tests.gateway.test_admin import EVENTUALLY_SECONDS, KEY, Running, running_daemon
 
 FIXED_TIME = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

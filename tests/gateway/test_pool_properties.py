@@ -39,7 +39,8 @@ from gateway.pool.pool import (
     PoolRules,
     UnknownActivation,
 )
-from gateway.pool.store import IncomingSms, Store
+from gateway.pool.records import IncomingSms
+from gateway.pool.sqlite import Store
 
 OFFERED = ("vk", "wa")
 MIN_SUM = {"vk": 5.0}

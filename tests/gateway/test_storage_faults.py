@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pool import store as store_module
+from gateway.pool.sqlite import schema as store_module
 from tests.gateway.farm_harness import (
     EVENTUALLY_SECONDS,
     Running,
@@ -205,12 +205,12 @@ def read_only(running: Running) -> Iterator[None]:
     """The daemon's own connection refuses every write (SQLITE_READONLY), as a read-only
     remount would make it."""
     store = running.daemon.store
-    assert store is not None and store._conn is not None
-    store._conn.execute("PRAGMA query_only = ON")
+    assert store is not None and store._writer._conn is not None
+    store._writer._conn.execute("PRAGMA query_only = ON")
     try:
         yield
     finally:
-        store._conn.execute("PRAGMA query_only = OFF")
+        store._writer._conn.execute("PRAGMA query_only = OFF")
 
 
 async def test_a_read_only_database_costs_nothing(tmp_path, monkeypatch, caplog) -> None:
@@ -262,5 +262,5 @@ async def test_a_push_waits_out_a_locked_store_and_every_later_sms_is_pushed(
             counts = await store.push_counts()  # the answer is recorded just after it arrives
         assert counts == {"pushed": 2}
         assert not any("event=task_failed" in r.getMessage() for r in caplog.records)
-    assert farm.daemon.store._thread is None  # stopped cleanly, store closed
+    assert farm.daemon.store._writer._thread is None  # stopped cleanly, store closed
     os.stat(db)

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.pool.store import MIGRATIONS, ActivationRecord, Store, StoreError, connect
+from gateway.pool.records import ActivationRecord
+from gateway.pool.sqlite import Store
+from gateway.pool.sqlite.schema import MIGRATIONS, connect
+from gateway.pool.storage import StoreError
 
 
 def schema_versions(path: Path) -> list[int]:

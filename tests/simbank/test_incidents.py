@@ -6,7 +6,7 @@ import dataclasses
 
 from drivers.simulator.simbank import SimulatedSimBank
 from gateway.farm.simbank.inventory import Inventory
-from gateway.pool.store import Store
+from gateway.pool.sqlite import Store
 from tests.simbank.harness import running_bank, started_bank
 
 

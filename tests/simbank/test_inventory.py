@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.farm.simbank.inventory import CONFLICT, NEW, READY, Inventory
-from gateway.pool.store import Store
+from gateway.pool.sqlite import Store
 
 
 class Clock:

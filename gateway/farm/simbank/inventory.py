@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
-from gateway.pool.store import BankChannelRecord, BankSimRecord, RotationRecord, Store
+from gateway.pool.records import BankChannelRecord, BankSimRecord, RotationRecord
+from gateway.pool.storage import BankStorage
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Inventory:
 
     def __init__(
         self,
-        store: Store,
+        store: BankStorage,
         board: str,
         channels: Iterable[str],
         slots: int,

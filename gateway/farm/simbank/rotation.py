@@ -31,7 +31,7 @@ from drivers.events import Driver, ModemState, ModemStatus
 from drivers.modem.held import SimRead
 from drivers.simbank.switcher import SlotSwitcher, SwitcherError
 from gateway.farm.simbank.inventory import Inventory
-from gateway.pool.store import RotationRecord
+from gateway.pool.records import RotationRecord
 
 log = logging.getLogger(__name__)
 

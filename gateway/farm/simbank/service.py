@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from gateway.config import SimbankConfig
     from gateway.farm.farm import Farm
     from gateway.pool.pool import Pool
-    from gateway.pool.store import Store
+    from gateway.pool.storage import BankStorage
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Simbanks:
     def __init__(
         self,
         banks: list[SimbankConfig],
-        store: Store,
+        store: BankStorage,
         pool: Pool,
         farm: Farm,
         *,
