@@ -19,18 +19,22 @@ from gateway.marketplaces.push import PushSettings, PushWorker
 from gateway.ops import sd_notify
 from gateway.ops.admin import (
     AdminApi,
+    AdminAppSlot,
     AdminServer,
+    HealthSource,
+    StartingAdminApi,
     admin_listen_error,
     create_admin_app,
     health_report,
 )
 from gateway.ops.admin_identity import DaemonIdentity
-from gateway.ops.metrics import Metrics, metrics_endpoint
+from gateway.ops.metrics import Metrics, StateCollector, metrics_endpoint
 from gateway.pool.pool import Pool, PoolRules
 from gateway.pool.sqlite import Store
 
 if TYPE_CHECKING:
     from gateway.config import Config
+    from gateway.farm.simbank.service import Simbanks
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +69,18 @@ class Daemon:
     ) -> None:
         self.config = config
         self.driver_factory = driver_factory
+        # The parts, each set as start() builds it (None: not built), so stop() ends those
+        # that exist; the parts themselves get what they read by their constructors.
         self.store: Store | None = None
         self.pool: Pool | None = None
         self.push: PushWorker | None = None
         self.farm: Farm | None = None
-        self.simbanks: Any = None  # gateway.farm.simbank.service.Simbanks when [[simbanks]] exist
+        self.simbanks: Simbanks | None = None  # when [[simbanks]] exist
         self._server: BackgroundServer | None = None
         self._admin: AdminServer | None = None
-        self.metrics = Metrics(self)
+        self._identity = DaemonIdentity.of_this_process(config.source)
+        self._admin_app: AdminAppSlot | None = None
+        self.metrics = Metrics()
         self.supervisor = Supervisor(
             on_restart=self.metrics.task_restarted,
             timings=supervisor_timings or SupervisorTimings(),
@@ -90,7 +98,16 @@ class Daemon:
         return self._admin.port if self._admin is not None else None
 
     async def health(self) -> dict[str, Any]:
-        return await health_report(self)
+        return await health_report(
+            HealthSource(
+                store=self.store,
+                pool=self.pool,
+                farm=self.farm,
+                api_serving=self.api_serving,
+                farm_running=self.farm_running,
+                task_troubles=self.task_troubles,
+            )
+        )
 
     def api_serving(self) -> bool:
         return self._server is not None and self._server.serving
@@ -112,12 +129,12 @@ class Daemon:
     async def start(self) -> None:
         config = self.config
         await self._start_admin()  # first: a port it cannot have stops us before anything changed
-        self.store = await Store.open(config.storage.path)
-        self.pool = Pool(self.store, pool_rules(config))
-        await self.pool.load()
+        store = self.store = await Store.open(config.storage.path)
+        pool = self.pool = Pool(store, pool_rules(config))
+        await pool.load()
         market = config.marketplace
-        self.push = PushWorker(
-            self.store,
+        push = self.push = PushWorker(
+            store,
             PushSettings(
                 key=market.key,
                 url=market.push_url,
@@ -126,10 +143,10 @@ class Daemon:
                 timeout_seconds=market.push_timeout_seconds,
             ),
         )
-        self.pool.on_push_queued(self.push.wake)
-        self.pool.on_sms_stored(self.metrics.sms_stored)
-        self.supervisor.start(PUSH_TASK, self.push.run, vital=True)
-        api = MarketplaceApi(self.pool, market.key, health=self.health, metrics=self.metrics)
+        pool.on_push_queued(push.wake)
+        pool.on_sms_stored(self.metrics.sms_stored)
+        self.supervisor.start(PUSH_TASK, push.run, vital=True)
+        api = MarketplaceApi(pool, market.key, health=self.health, metrics=self.metrics)
         scrape = Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"])
         app = create_app(api, extra_routes=[scrape])
         limits = ConnectionLimits.of(config.server)
@@ -137,29 +154,54 @@ class Daemon:
         await self._server.start()
         log.info("event=api_listening host=%s port=%d", config.server.host, self.port)
         self.supervisor.start(API_TASK, self._server.serve, vital=True)
-        intake = SmsIntake(
-            self.pool, multipart_timeout_seconds=config.farm.multipart_timeout_seconds
-        )
-        self.farm = Farm(config, self.pool, intake, driver_factory=self.driver_factory)
-        self.farm.add_ports(port for bank in config.simbanks for port in bank.channels.values())
+        intake = SmsIntake(pool, multipart_timeout_seconds=config.farm.multipart_timeout_seconds)
+        farm = self.farm = Farm(config, pool, intake, driver_factory=self.driver_factory)
+        farm.add_ports(port for bank in config.simbanks for port in bank.channels.values())
+        simbanks: Simbanks | None = None
         if config.simbanks:
             from gateway.farm.simbank.service import Simbanks
 
-            self.simbanks = Simbanks(config.simbanks, self.store, self.pool, self.farm)
+            simbanks = self.simbanks = Simbanks(config.simbanks, store, pool, farm)
+        self._show_parts(store, pool, push, farm, simbanks)
+        if simbanks is not None:
             # Holds every channel before its driver starts.
-            await self.simbanks.start(
-                lambda name, run: self.supervisor.start(name, run, vital=False)
-            )
+            await simbanks.start(lambda name, run: self.supervisor.start(name, run, vital=False))
         self.supervisor.start(MULTIPART_TASK, intake.run, vital=False)
-        self.supervisor.start(FARM_TASK, self.farm.run, vital=True)
+        self.supervisor.start(FARM_TASK, farm.run, vital=True)
+
+    def _show_parts(
+        self, store: Store, pool: Pool, push: PushWorker, farm: Farm, simbanks: Simbanks | None
+    ) -> None:
+        """Give the gauges and the operator's routes the parts they read, now that all exist."""
+        self.metrics.watch(
+            StateCollector(
+                pool=pool,
+                farm=farm,
+                push=push,
+                outbox=store,
+                simbanks=simbanks,
+                clock=self.metrics.clock,
+            )
+        )
+        admin = AdminApi(
+            pool=pool,
+            farm=farm,
+            store=store,
+            simbanks=simbanks,
+            metrics=self.metrics,
+            health=self.health,
+            identity=self._identity,
+        )
+        if self._admin_app is not None:
+            self._admin_app.app = create_admin_app(admin)
 
     async def _start_admin(self) -> None:
         """The operator's listener. One that cannot listen is an AdminListenError: running on
         would leave `simfarm modems` and `release` talking to whatever holds the port."""
         admin = self.config.admin
-        identity = DaemonIdentity.of_this_process(self.config.source)
-        api = AdminApi(self, self.metrics, self.health, identity=identity)
-        server = AdminServer(create_admin_app(api), admin.host, admin.port)
+        starting = StartingAdminApi(self.metrics, self.health, identity=self._identity)
+        self._admin_app = AdminAppSlot(create_admin_app(starting))
+        server = AdminServer(self._admin_app, admin.host, admin.port)
         try:
             await server.start()
         except OSError as exc:

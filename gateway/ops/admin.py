@@ -31,7 +31,8 @@ import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Generator
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -44,7 +45,7 @@ from gateway.farm.supervisor import TaskTrouble
 from gateway.marketplaces.api import ApiError, allow_header, read_json
 from gateway.ops.admin_identity import DaemonIdentity
 from gateway.ops.listen_check import listen_failure
-from gateway.ops.metrics import Metrics, metrics_endpoint
+from gateway.ops.metrics import Metrics, SimbankSnapshots, metrics_endpoint
 from gateway.pool.pool import UnknownActivation
 from gateway.pool.storage import StoreError
 
@@ -79,18 +80,17 @@ def admin_listen_error(
     return AdminListenError(listen_failure("the admin endpoint", "admin", host, port, source, exc))
 
 
-class HealthSource(Protocol):
-    """What the health check looks at (the Daemon)."""
+@dataclass(frozen=True, slots=True)
+class HealthSource:
+    """What the health check looks at: the parts up so far (None: not up yet), and how the
+    API and the background tasks are doing, asked when the report gets to them."""
 
+    store: Storage | None
     pool: Pool | None
     farm: Farm | None
-    store: Storage | None
-
-    def api_serving(self) -> bool: ...
-
-    def farm_running(self) -> bool: ...
-
-    def task_troubles(self) -> list[TaskTrouble]: ...
+    api_serving: Callable[[], bool]
+    farm_running: Callable[[], bool]
+    task_troubles: Callable[[], list[TaskTrouble]]
 
 
 def json_response(payload: Any, status_code: int = 200) -> Response:
@@ -212,45 +212,44 @@ async def _store_health(store: Storage | None) -> tuple[bool, str | None]:
 # --- the app --------------------------------------------------------------------------------
 
 
-class AdminSource(HealthSource, Protocol):
-    """What the admin endpoint shows (the Daemon)."""
-
-
 HealthCheck = Callable[[], Awaitable[dict[str, Any]] | dict[str, Any]]
 
+#: The routes that read or change the parts, with their methods (AdminApi serves them).
+PART_ROUTES: dict[str, list[str]] = {
+    "/modems": ["GET"],
+    "/activations": ["GET"],
+    "/sms": ["GET"],
+    "/simbank": ["GET"],
+    "/release": ["POST"],
+    "/trace": ["POST"],
+}
 
-class AdminApi:
-    """The operator's routes over the daemon's pool, store and farm."""
+
+class StartingAdminApi:
+    """The admin routes while the daemon starts: who it is, its health and its counters; the
+    routes over the parts answer 503 until the parts exist (then AdminApi takes over)."""
 
     def __init__(
         self,
-        source: AdminSource,
         metrics: Metrics,
-        health: HealthCheck | None = None,
+        health: HealthCheck,
         *,
-        clock: Callable[[], float] = time.time,
         identity: DaemonIdentity | None = None,
     ) -> None:
-        self.source = source
         self.metrics = metrics
-        self._health = health or (lambda: health_report(source))
-        self.clock = clock
+        self._health = health
         self.identity = identity or DaemonIdentity.of_this_process(None)
 
     def routes(self) -> list[Route]:
         return [
             Route("/", self.whoami, methods=["GET"]),
-            Route("/modems", self.modems, methods=["GET"]),
-            Route("/activations", self.activations, methods=["GET"]),
-            Route("/sms", self.sms, methods=["GET"]),
-            Route("/simbank", self.simbank, methods=["GET"]),
-            Route("/release", self.release, methods=["POST"]),
-            Route("/trace", self.trace, methods=["POST"]),
+            *(Route(path, self.starting, methods=methods) for path, methods in PART_ROUTES.items()),
             Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
             Route("/health", self.health, methods=["GET"]),
         ]
 
-    # --- reading ------------------------------------------------------------------------------
+    async def starting(self, request: Request) -> Response:
+        return error_response("the daemon is starting", 503)
 
     async def whoami(self, request: Request) -> Response:
         config = self.identity.config
@@ -263,11 +262,54 @@ class AdminApi:
             }
         )
 
+    async def health(self, request: Request) -> Response:
+        report = self._health()
+        if inspect.isawaitable(report):
+            report = await report
+        return json_response(report, 200 if report.get("status") in SERVING_STATUSES else 503)
+
+
+class AdminApi(StartingAdminApi):
+    """The operator's routes over the daemon's pool, store, farm and SIM banks."""
+
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        farm: Farm,
+        store: Storage,
+        simbanks: SimbankSnapshots | None,
+        metrics: Metrics,
+        health: HealthCheck,
+        clock: Callable[[], float] = time.time,
+        identity: DaemonIdentity | None = None,
+    ) -> None:
+        super().__init__(metrics, health, identity=identity)
+        self.pool = pool
+        self.farm = farm
+        self.store = store
+        self.simbanks = simbanks
+        self.clock = clock
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.whoami, methods=["GET"]),
+            Route("/modems", self.modems, methods=PART_ROUTES["/modems"]),
+            Route("/activations", self.activations, methods=PART_ROUTES["/activations"]),
+            Route("/sms", self.sms, methods=PART_ROUTES["/sms"]),
+            Route("/simbank", self.simbank, methods=PART_ROUTES["/simbank"]),
+            Route("/release", self.release, methods=PART_ROUTES["/release"]),
+            Route("/trace", self.trace, methods=PART_ROUTES["/trace"]),
+            Route("/metrics", metrics_endpoint(self.metrics), methods=["GET"]),
+            Route("/health", self.health, methods=["GET"]),
+        ]
+
+    # --- reading ------------------------------------------------------------------------------
+
     async def modems(self, request: Request) -> Response:
-        farm = self.source.farm
-        statuses = farm.statuses() if farm is not None else []
-        statuses = sorted(statuses, key=lambda status: natural_order(status.port))
-        patterns = farm.port_patterns if farm is not None else {}
+        farm = self.farm
+        statuses = sorted(farm.statuses(), key=lambda status: natural_order(status.port))
+        patterns = farm.port_patterns
         return json_response(
             {
                 "modems": [self.modem_row(s) for s in statuses],
@@ -277,14 +319,14 @@ class AdminApi:
 
     def modem_row(self, status: ModemStatus) -> dict[str, Any]:
         """One modem as the operator sees it: the driver's snapshot and the pool's names."""
-        pool = self.source.pool
+        pool = self.pool
         live = None
         known = None
-        if pool is not None and status.iccid is not None:
+        if status.iccid is not None:
             live = next((s for s in pool.live_numbers() if s.iccid == status.iccid), None)
             known = pool.known_sim(status.iccid)
         number = status.number or (known.number if known else None)
-        open_activation = pool.open_activation_for(number) if pool and number else None
+        open_activation = pool.open_activation_for(number) if number else None
         last_sms = status.last_sms_at
         return {
             "port": status.port,
@@ -312,20 +354,16 @@ class AdminApi:
         }
 
     async def activations(self, request: Request) -> Response:
-        pool = self.source.pool
         now = self.clock()
-        rows = [_activation_row(a, now) for a in (pool.open_activations() if pool else [])]
+        rows = [_activation_row(a, now) for a in self.pool.open_activations()]
         return json_response({"activations": rows})
 
     async def sms(self, request: Request) -> Response:
         raw = request.query_params.get("last", str(DEFAULT_SMS_LISTED))
         if not raw.isdigit() or not 1 <= int(raw) <= MAX_SMS_LISTED:
             return error_response(f"last must be a whole number from 1 to {MAX_SMS_LISTED}", 400)
-        store = self.source.store
-        if store is None:
-            return error_response("the store is not open", 503)
         try:
-            rows = await store.recent_sms(int(raw))
+            rows = await self.store.recent_sms(int(raw))
         except StoreError as exc:
             return error_response(f"storage unavailable: {exc}", 503)
         return json_response(
@@ -348,15 +386,8 @@ class AdminApi:
 
     async def simbank(self, request: Request) -> Response:
         """The SIM banks' snapshot (an empty list of boards when none are configured)."""
-        simbanks = getattr(self.source, "simbanks", None)
-        boards = simbanks.snapshot() if simbanks is not None else []
+        boards = self.simbanks.snapshot() if self.simbanks is not None else []
         return json_response({"boards": boards})
-
-    async def health(self, request: Request) -> Response:
-        report = self._health()
-        if inspect.isawaitable(report):
-            report = await report
-        return json_response(report, 200 if report.get("status") in SERVING_STATUSES else 503)
 
     # --- acting -------------------------------------------------------------------------------
 
@@ -368,11 +399,8 @@ class AdminApi:
         activation_id = body.get("activationId")
         if type(activation_id) is not int or activation_id < 1:
             return error_response('"activationId" must be a positive whole number', 400)
-        pool = self.source.pool
-        if pool is None:
-            return error_response("the pool is not loaded", 503)
         try:
-            released = await pool.release(activation_id)
+            released = await self.pool.release(activation_id)
         except UnknownActivation:
             return error_response(f"no activation {activation_id}", 404)
         except StoreError as exc:
@@ -391,9 +419,7 @@ class AdminApi:
             return error_response('"port" must be the path of a modem port', 400)
         if not isinstance(on, bool):
             return error_response('"on" must be true or false', 400)
-        farm = self.source.farm
-        if farm is None:
-            return error_response("the farm is not running", 503)
+        farm = self.farm
         try:
             running = farm.set_trace(port, on)
         except KeyError:
@@ -454,13 +480,24 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response("internal error (see the daemon's log)", 500)
 
 
-def create_admin_app(api: AdminApi) -> Any:
+def create_admin_app(api: StartingAdminApi) -> Any:
     """The admin routes, every reply (errors included) carrying the daemon's identity."""
     app = Starlette(
         routes=api.routes(),
         exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error},
     )
     return _WithIdentity(app, api.identity)
+
+
+class AdminAppSlot:
+    """The ASGI app the admin listener serves, replaceable while it serves: the listener binds
+    before the parts exist (a taken port stops the start), and their routes join later."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
 
 
 class _WithIdentity:

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from gateway.marketplaces.push import PushWorker
     from gateway.pool.pool import Pool
     from gateway.pool.records import StoredSms
-    from gateway.pool.storage import Storage
+    from gateway.pool.storage import SmsStorage
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +52,21 @@ ACTIONS = ("GET_SERVICES", "GET_NUMBER", "FINISH_ACTIVATION")
 SIMBANK_FAILURE_KINDS = ("not_applied", "wrong_landing", "sim_not_ready", "not_registered")
 
 
-class MetricsSource(Protocol):
-    """Where the scrape-time gauges come from (the Daemon); any part may not be up yet."""
+class SimbankSnapshots(Protocol):
+    """The SIM banks as plain data (gateway.farm.simbank.service.Simbanks)."""
 
-    pool: Pool | None
-    farm: Farm | None
-    push: PushWorker | None
-    store: Storage | None
+    def snapshot(self) -> list[dict[str, Any]]: ...
 
 
 class Metrics:
-    """The metrics of one daemon: its registry, the counters the code updates, the scrape."""
+    """The metrics of one daemon: its registry, the counters the code updates, the scrape.
 
-    def __init__(
-        self, source: MetricsSource | None = None, *, clock: Callable[[], float] = time.time
-    ) -> None:
+    The counters exist from the start (the supervisor and the API update them while the rest
+    is still coming up); the gauges join once the parts they read exist (`watch`).
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
         self.registry = CollectorRegistry()
         self.get_number = Counter(
             "simfarm_get_number",
@@ -104,8 +104,12 @@ class Metrics:
             self.request_seconds.labels(action)
         for outcome in ("stored", "duplicate"):
             self.sms_received.labels(outcome)
-        self._state = StateCollector(source, clock)
-        self.registry.register(self._state)
+        self._state: StateCollector | None = None
+
+    def watch(self, state: StateCollector) -> None:
+        """Serve the scrape-time gauges of `state` from now on (once, when the parts are up)."""
+        self._state = state
+        self.registry.register(state)
 
     # --- updated at the source ----------------------------------------------------------------
 
@@ -134,15 +138,29 @@ class Metrics:
 
     async def exposition(self) -> bytes:
         """The text format Prometheus scrapes, computed now."""
-        await self._state.refresh()
+        if self._state is not None:
+            await self._state.refresh()
         return generate_latest(self.registry)
 
 
 class StateCollector:
     """Gauges read from the daemon's current state when Prometheus scrapes."""
 
-    def __init__(self, source: MetricsSource | None, clock: Callable[[], float]) -> None:
-        self.source = source
+    def __init__(
+        self,
+        *,
+        pool: Pool,
+        farm: Farm,
+        push: PushWorker,
+        outbox: SmsStorage,
+        simbanks: SimbankSnapshots | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.pool = pool
+        self.farm = farm
+        self.push = push
+        self.outbox = outbox
+        self.simbanks = simbanks
         self.clock = clock
         self._outbox: tuple[int, float | None] | None = None
 
@@ -151,27 +169,21 @@ class StateCollector:
 
     async def refresh(self) -> None:
         """Read what only the store knows (the outbox), bounded by a timeout."""
-        store = self.source.store if self.source is not None else None
         self._outbox = None
-        if store is None:
-            return
         try:
             async with asyncio.timeout(OUTBOX_QUERY_TIMEOUT_SECONDS):
-                self._outbox = await store.outbox_summary()
+                self._outbox = await self.outbox.outbox_summary()
         except (TimeoutError, StoreError) as exc:
             log.warning("event=metrics_outbox_unavailable error=%r", str(exc) or "timeout")
 
     def collect(self) -> Iterable[Metric]:
-        source = self.source
-        if source is None:
-            return
-        yield from self._farm(source.farm)
-        yield from self._pool(source.pool)
-        yield from self._push(source.push)
-        yield from self._simbanks(getattr(source, "simbanks", None))
+        yield from self._farm(self.farm)
+        yield from self._pool(self.pool)
+        yield from self._push(self.push)
+        yield from self._simbanks(self.simbanks)
 
-    def _farm(self, farm: Farm | None) -> Iterable[Metric]:
-        statuses = farm.statuses() if farm is not None else []
+    def _farm(self, farm: Farm) -> Iterable[Metric]:
+        statuses = farm.statuses()
         by_state = GaugeMetricFamily(
             "simfarm_modems", "Modem ports by the state of their driver.", labels=["state"]
         )
@@ -212,9 +224,7 @@ class StateCollector:
                 recoveries.add_metric([status.port, rung], count)
         yield from (used, total, signal, timeouts, recoveries)
 
-    def _pool(self, pool: Pool | None) -> Iterable[Metric]:
-        if pool is None:
-            return
+    def _pool(self, pool: Pool) -> Iterable[Metric]:
         yield GaugeMetricFamily(
             "simfarm_sims_live",
             "SIMs the pool sells from (ready, registered, number known).",
@@ -254,9 +264,7 @@ class StateCollector:
                 value=max(0.0, self.clock() - oldest) if oldest is not None else 0.0,
             )
 
-    def _push(self, push: PushWorker | None) -> Iterable[Metric]:
-        if push is None:
-            return
+    def _push(self, push: PushWorker) -> Iterable[Metric]:
         outcomes = CounterMetricFamily(
             "simfarm_pushes",
             "PUSH_SMS attempts by outcome (pushed, refused for good, retry later).",
@@ -268,7 +276,7 @@ class StateCollector:
         outcomes.add_metric(["retry"], counters.retried)
         yield outcomes
 
-    def _simbanks(self, simbanks: Any) -> Iterable[Metric]:
+    def _simbanks(self, simbanks: SimbankSnapshots | None) -> Iterable[Metric]:
         """Per board, from `Simbanks.snapshot()`; nothing when no bank is configured."""
         boards = simbanks.snapshot() if simbanks is not None else []
         if not boards:
