@@ -26,7 +26,7 @@ import functools
 import json
 import logging
 import resource
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -278,6 +278,18 @@ class _Server(uvicorn.Server):
         yield
 
 
+async def watch_serving(task: asyncio.Task[None], stopping: Callable[[], bool], what: str) -> None:
+    """Wait for a server's task to end; raise unless its end was asked for (by stop()).
+
+    A cancelled caller (a supervisor stopping) leaves the server itself to stop(), which ends it
+    gracefully; the server's own error, if it had one, is what is raised.
+    """
+    await asyncio.wait({task})
+    if not stopping():
+        task.result()
+        raise RuntimeError(f"{what} stopped serving")
+
+
 class BackgroundServer:
     """An HTTP server running as a task; `port` is the real one even when asked for 0."""
 
@@ -318,7 +330,8 @@ class BackgroundServer:
 
     @property
     def serving(self) -> bool:
-        return self._task is not None and not self._task.done()
+        """Listening and answering now (not while starting, not once ended)."""
+        return self._task is not None and not self._task.done() and self._server.started
 
     async def start(self) -> None:
         if self._server.started:  # served before and ended: a uvicorn server runs only once
@@ -344,14 +357,10 @@ class BackgroundServer:
 
     async def serve(self) -> None:
         """Serve until stop(); raise when serving ends otherwise, so a supervisor restarts it."""
-        if not self.serving:
+        if self._task is None or self._task.done():
             await self.start()
         assert self._task is not None
-        task = self._task
-        await asyncio.wait({task})  # a cancelled caller leaves the server to stop()
-        if not self._stopping:
-            task.result()
-            raise RuntimeError("the HTTP server stopped serving")
+        await watch_serving(self._task, lambda: self._stopping, "the HTTP server")
 
     @property
     def requests_in_flight(self) -> int:

@@ -43,6 +43,7 @@ from starlette.routing import Route
 from drivers.events import ModemState, ModemStatus
 from gateway.farm.supervisor import TaskTrouble
 from gateway.marketplaces.api import ApiError, allow_header, read_json
+from gateway.marketplaces.http_server import watch_serving
 from gateway.ops.admin_identity import DaemonIdentity
 from gateway.ops.listen_check import listen_failure
 from gateway.ops.metrics import Metrics, SimbankSnapshots, metrics_endpoint
@@ -587,11 +588,7 @@ class AdminServer:
                 self._sock.close()
             await self.start()
         assert self._task is not None
-        task = self._task
-        await asyncio.wait({task})  # a cancelled caller leaves the server to stop()
-        if not self._stopping:
-            task.result()
-            raise RuntimeError("the admin server stopped serving")
+        await watch_serving(self._task, lambda: self._stopping, "the admin server")
 
     async def stop(self) -> None:
         self._stopping = True
