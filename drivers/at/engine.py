@@ -38,8 +38,6 @@ from drivers.at.lines import (
 
 log = logging.getLogger(__name__)
 
-SHORT_TIMEOUT_S = 5.0  # basic commands: AT, +CPMS?, +CMGR, +CSQ…
-LONG_TIMEOUT_S = 60.0  # +CMGL on a full storage, +CUSD, +COPS=?, +CFUN, +CMGS…
 PROMPT_TIMEOUT_S = 5.0  # from writing `AT+CMGS=…` to the `> ` prompt
 OPEN_TIMEOUT_S = 5.0  # from opening the port to the protocol being connected
 CLOSE_TIMEOUT_S = 2.0  # close() waits this long for the transport to let go
@@ -55,18 +53,6 @@ UNREAD_INPUT_QUIET_S = 0.02
 
 ESC = b"\x1b"
 CTRL_Z = b"\x1a"
-# Commands (as written after `AT`) that may legitimately take long to finish.
-LONG_COMMAND_PREFIXES: tuple[str, ...] = (
-    "+CMGL",
-    "+CUSD",
-    "+COPS=",
-    "+CFUN",
-    "+CLAC",
-    "+CMGS",
-    "+CMSS",
-    "+CPBR",
-    "+CPBF",
-)
 
 UrcCallback = Callable[[Urc], Any]
 UrcMatcher = str | Callable[[Urc], bool]
@@ -107,12 +93,6 @@ def normalize_command(command: str) -> str:
     if any(char in line for char in "\r\n\x1a\x1b") or not line.isascii():
         raise ValueError(f"an AT command must be one line of ASCII: {command!r}")
     return line
-
-
-def default_timeout(command: str) -> float:
-    """The named timeout for a command line (long for listings, USSD, scans, radio changes)."""
-    body = command.strip()[2:].upper() if command.strip().upper().startswith("AT") else command
-    return LONG_TIMEOUT_S if body.upper().startswith(LONG_COMMAND_PREFIXES) else SHORT_TIMEOUT_S
 
 
 def urc_matches(matcher: UrcMatcher, urc: Urc) -> bool:
@@ -321,25 +301,24 @@ class AtEngine(asyncio.Protocol):
         self,
         command: str,
         *,
-        timeout: float | None = None,
+        timeout: float,
         expect: str | Iterable[str] | None = None,
     ) -> AtReply:
         """Send one command line and return its reply, or raise a typed `AtError`.
 
         `command` may omit the `AT` (`"+CPMS?"`). `expect` names extra prefixes whose lines are
-        this command's responses rather than URCs. `timeout` defaults to the named constant for
-        the command (`default_timeout`).
+        this command's responses rather than URCs. `timeout` is the caller's: the driver's
+        timings know how long each command may take (`drivers.at.commands.Wait`).
         """
         line = normalize_command(command)
-        limit = default_timeout(line) if timeout is None else timeout
-        return await self._run(line, expect, limit, body=None, prompt_timeout=PROMPT_TIMEOUT_S)
+        return await self._run(line, expect, timeout, body=None, prompt_timeout=PROMPT_TIMEOUT_S)
 
     async def command_with_pdu(
         self,
         command: str,
         body: str,
         *,
-        timeout: float | None = None,
+        timeout: float,
         prompt_timeout: float = PROMPT_TIMEOUT_S,
         expect: str | Iterable[str] | None = None,
     ) -> AtReply:
@@ -350,8 +329,7 @@ class AtEngine(asyncio.Protocol):
         line = normalize_command(command)
         if any(char in body for char in "\r\n\x1a\x1b") or not body.isascii():
             raise ValueError("a PDU body must be one line of ASCII (hex)")
-        limit = default_timeout(line) if timeout is None else timeout
-        return await self._run(line, expect, limit, body=body, prompt_timeout=prompt_timeout)
+        return await self._run(line, expect, timeout, body=body, prompt_timeout=prompt_timeout)
 
     async def _run(
         self,

@@ -243,6 +243,14 @@ class ReplyParseError(AtError, ValueError):
     """A reply line did not have the shape its parser expects."""
 
 
+class UnparsedReply(ReplyParseError):
+    """A command's reply its parser refused; `lines` are the information lines, for the log."""
+
+    def __init__(self, message: str, *, lines: list[str], **context: str | None) -> None:
+        super().__init__(message, **context)
+        self.lines = lines
+
+
 class AtFinalError(AtError):
     """The modem ended the command with an error final result; `final_line` is what it sent."""
 

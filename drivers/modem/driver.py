@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from drivers.at.commands import PROBE
 from drivers.at.engine import AtEngine
 from drivers.at.errors import AtError, AtTimeout, PortGone
 from drivers.at.lines import Urc
@@ -416,7 +417,7 @@ class ModemDriver:
                 if self._sim_ready and (self._due_now("sweep") or self._receiver.sweep_wanted):
                     await self._sweep()
                 if loop.time() - link.last_answer_at >= self.settings.keepalive_seconds:
-                    await link.command("AT", timeout=self.timings.probe_seconds)
+                    await link.run(PROBE)
                 if self._due_now("signal"):
                     await self._poll_network()
                     self._schedule("signal", self.settings.signal_poll_seconds)

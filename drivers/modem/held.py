@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from drivers.at.commands import PROBE, RADIO_OFF, RADIO_ON, REBOOT
 from drivers.at.errors import AtError, AtTimeout, CmeError, CmsError
 from drivers.modem.link import ModemLink
 from drivers.modem.profiles import ModelProfile
@@ -49,17 +50,17 @@ class HeldModem:
 
     async def detach(self) -> None:
         """Radio off (`AT+CFUN=0`): the module lets go of the network before the SIM moves."""
-        await self.link.command("+CFUN=0", long=True)
+        await self.link.run(RADIO_OFF)
 
     async def reset(self, *, full: bool = True) -> None:
         """Make the module read the SIM again: `AT+CFUN=1,1` (full), or `CFUN=0` then `1`."""
         timings = self.link.timings
         if not full:
-            await self.link.command("+CFUN=0", long=True)
+            await self.link.run(RADIO_OFF)
             await asyncio.sleep(timings.radio_off_seconds)
-            await self.link.command("+CFUN=1", long=True)
+            await self.link.run(RADIO_ON)
             return
-        await self.link.command("+CFUN=1,1", long=True)
+        await self.link.run(REBOOT)
         if await self._wait_for_restart(timings.reboot_wait_seconds):
             return
         # No boot URC (some models print none): the module is back once it answers.
@@ -67,7 +68,7 @@ class HeldModem:
         deadline = loop.time() + timings.reboot_wait_seconds
         while loop.time() < deadline:
             try:
-                await self.link.command("AT", timeout=timings.probe_seconds)
+                await self.link.run(PROBE)
                 return
             except AtTimeout:
                 continue

@@ -7,30 +7,47 @@ to time, because reboots, brown-outs and other software reset them silently (F23
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
-from drivers.at.errors import AtFinalError, AtTimeout, ReplyParseError
-from drivers.at.replies import parse_cnmi_test, parse_cpms_test
+from drivers.at.commands import (
+    ECHO_ON,
+    INDICATION_SUPPORT,
+    NUMERIC_ERRORS,
+    NUMERIC_OPERATOR_FORMAT,
+    PDU_MODE,
+    PROBE,
+    READ_IMEI,
+    READ_IMEI_GSN,
+    READ_MANUFACTURER,
+    READ_MODEL,
+    READ_REVISION,
+    REPORT_CEREG,
+    REPORT_CGREG,
+    REPORT_CREG,
+    SET_INDICATIONS,
+    SMS_SERVICE,
+    STORAGE_SUPPORT,
+    USE_STORAGE,
+    VENDOR_SETTING,
+    VERBOSE_RESULTS,
+    Command,
+)
+from drivers.at.errors import AtFinalError, AtTimeout
+from drivers.at.replies import CnmiSupport
 from drivers.modem.link import ModemLink
 from drivers.modem.profiles import ModelProfile, profile_for
 
 log = logging.getLogger(__name__)
 
 #: Basic settings, in order: echo on (anchors replies), verbose results, numeric errors.
-BASIC_SETTINGS: tuple[str, ...] = ("E1", "V1", "+CMEE=1")
+BASIC_SETTINGS: tuple[Command[None], ...] = (ECHO_ON, VERBOSE_RESULTS, NUMERIC_ERRORS)
 #: Storage preference for all three `+CPMS` parameters: the largest memory first.
 STORAGE_PREFERENCE: tuple[str, ...] = ("ME", "MT", "SM")
 #: `+CNMI` settings, best first: buffer URCs when busy, store + `+CMTI`, no cell broadcast,
 #: no status reports (F11), flush buffered indications.
 CNMI_CANDIDATES: tuple[tuple[int, ...], ...] = ((2, 1, 0, 0, 0), (1, 1, 0, 0, 0), (2, 1), (1, 1))
 #: Registration URCs with location (`=2`); `+CEREG` only on LTE parts.
-REGISTRATION_URC_COMMANDS: tuple[str, ...] = ("+CREG=2", "+CGREG=2")
-LTE_REGISTRATION_URC_COMMAND = "+CEREG=2"
-#: Numeric operator names in `+COPS?` (MCC+MNC).
-NUMERIC_OPERATOR_FORMAT = "+COPS=3,2"
-
-_IMEI = re.compile(r"\b(\d{14,17})\b")
+REGISTRATION_URC_COMMANDS: tuple[Command[None], ...] = (REPORT_CREG, REPORT_CGREG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,7 @@ async def wake(link: ModemLink, attempts: int) -> None:
     """Send `AT` until the modem answers (autobauding, booting or just-unhung modules)."""
     for attempt in range(1, attempts + 1):
         try:
-            await link.command("AT", timeout=link.timings.probe_seconds)
+            await link.run(PROBE)
             return
         except AtFinalError:
             return  # an ERROR is an answer too
@@ -75,44 +92,26 @@ async def wake(link: ModemLink, attempts: int) -> None:
 async def apply_basics(link: ModemLink) -> None:
     """Echo on, verbose, numeric errors; refusals are tolerated (the engine copes with both)."""
     for setting in BASIC_SETTINGS:
-        await link.optional(setting)
-
-
-def _first_line(lines: list[str], prefix: str) -> str | None:
-    for line in lines:
-        text = line.strip()
-        if text.upper().startswith(prefix.upper() + ":"):
-            text = text.split(":", 1)[1].strip()
-        text = text.strip('"').strip()
-        if text:
-            return text
-    return None
+        await link.accepts(setting)
 
 
 async def read_identity(link: ModemLink) -> ModemIdentity:
     """Manufacturer, model, revision and IMEI, and the profile they select."""
-    values: dict[str, str | None] = {}
-    for key, command, prefix in (
-        ("manufacturer", "+CGMI", "+CGMI"),
-        ("model", "+CGMM", "+CGMM"),
-        ("revision", "+CGMR", "+CGMR"),
-    ):
-        reply = await link.optional(command)
-        values[key] = _first_line(reply.lines, prefix) if reply else None
+    manufacturer = await link.run_optional(READ_MANUFACTURER)
+    model = await link.run_optional(READ_MODEL)
+    revision = await link.run_optional(READ_REVISION)
     imei = None
-    for command in ("+CGSN", "+GSN"):
-        reply = await link.optional(command)
-        found = _IMEI.search(" ".join(reply.lines)) if reply else None
-        if found:
-            imei = found.group(1)
+    for command in (READ_IMEI, READ_IMEI_GSN):
+        imei = await link.run_optional(command)
+        if imei:
             break
-    profile = profile_for(values["manufacturer"], values["model"])
-    return ModemIdentity(values["manufacturer"], values["model"], values["revision"], imei, profile)
+    profile = profile_for(manufacturer, model)
+    return ModemIdentity(manufacturer, model, revision, imei, profile)
 
 
 async def apply_vendor_settings(link: ModemLink, profile: ModelProfile) -> None:
-    for command in profile.vendor_init:
-        await link.optional(command)
+    for setting in profile.vendor_init:
+        await link.accepts(VENDOR_SETTING.at(setting=setting))
 
 
 def choose_storage(read: tuple[str, ...], receive: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
@@ -128,13 +127,9 @@ def choose_storage(read: tuple[str, ...], receive: tuple[str, ...]) -> tuple[str
     return primary, tuple(swept)
 
 
-def cnmi_candidates(test_line: str | None) -> list[tuple[int, ...]]:
+def cnmi_candidates(support: CnmiSupport | None) -> list[tuple[int, ...]]:
     """The `+CNMI` settings to try, those the `+CNMI=?` ranges allow first."""
-    if test_line is None:
-        return list(CNMI_CANDIDATES)
-    try:
-        support = parse_cnmi_test(test_line)
-    except ReplyParseError:
+    if support is None:
         return list(CNMI_CANDIDATES)
     ranges = (support.mode, support.mt, support.bm, support.ds, support.bfr)
     allowed = [
@@ -147,32 +142,26 @@ def cnmi_candidates(test_line: str | None) -> list[tuple[int, ...]]:
 
 async def setup_sms(link: ModemLink, deadline: float, previous: SmsSetup | None = None) -> SmsSetup:
     """PDU mode, storage, indications; `previous` skips the `=?` questions on a re-assert."""
-    await link.patient("+CMGF=0", deadline=deadline)
+    await link.run_patient(PDU_MODE, deadline=deadline)
     if previous is None:
-        test = await link.optional("+CPMS=?")
-        line = test.first("+CPMS:") if test else None
-        try:
-            support = parse_cpms_test(line) if line else None
-        except ReplyParseError:
-            support = None
+        support = await link.run_optional(STORAGE_SUPPORT)
         read = support.read if support else ()
         receive = support.receive if support else ()
         primary, swept = choose_storage(read, receive)
     else:
         primary, swept = previous.primary, previous.swept
-    await link.patient(f'+CPMS="{primary}","{primary}","{primary}"', deadline=deadline)
+    await link.run_patient(USE_STORAGE.at(memory=primary), deadline=deadline)
     cnmi = await _set_cnmi(link, previous.cnmi if previous else None)
     cnma_needed = previous.cnma_needed if previous else await _needs_cnma(link)
     return SmsSetup(primary, swept, cnmi, cnma_needed)
 
 
 async def _set_cnmi(link: ModemLink, known: str | None) -> str | None:
-    if known is not None and await link.optional(f"+CNMI={known}") is not None:
+    if known is not None and await link.accepts(SET_INDICATIONS.at(arguments=known)):
         return known
-    test = await link.optional("+CNMI=?")
-    for values in cnmi_candidates(test.first("+CNMI:") if test else None):
+    for values in cnmi_candidates(await link.run_optional(INDICATION_SUPPORT)):
         arguments = ",".join(str(value) for value in values)
-        if await link.optional(f"+CNMI={arguments}") is not None:
+        if await link.accepts(SET_INDICATIONS.at(arguments=arguments)):
             return arguments
     log.warning(
         "event=cnmi_refused port=%s detail=%r",
@@ -183,18 +172,13 @@ async def _set_cnmi(link: ModemLink, known: str | None) -> str | None:
 
 
 async def _needs_cnma(link: ModemLink) -> bool:
-    reply = await link.optional("+CSMS?")
-    line = reply.first("+CSMS:") if reply else None
-    if line is None:
-        return False
-    service = line.split(":", 1)[1].split(",", 1)[0].strip()
-    return service == "1"
+    return bool(await link.run_optional(SMS_SERVICE))
 
 
 async def setup_network_reports(link: ModemLink, profile: ModelProfile) -> None:
     """Registration URCs with location, numeric operator names."""
     for command in REGISTRATION_URC_COMMANDS:
-        await link.optional(command)
+        await link.accepts(command)
     if profile.has_lte:
-        await link.optional(LTE_REGISTRATION_URC_COMMAND)
-    await link.optional(NUMERIC_OPERATOR_FORMAT)
+        await link.accepts(REPORT_CEREG)
+    await link.accepts(NUMERIC_OPERATOR_FORMAT)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from typing import TypeVar
 
-from drivers.at.engine import AtEngine, AtReply
-from drivers.at.errors import AtCommandError, AtFinalError, CmeError, CmsError
+from drivers.at.commands import Command, Wait
+from drivers.at.engine import AtEngine
+from drivers.at.errors import (
+    AtCommandError,
+    AtFinalError,
+    CmeError,
+    CmsError,
+    ReplyParseError,
+    UnparsedReply,
+)
 from drivers.modem.settings import DriverTimings
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 #: `+CME ERROR` codes that mean "not yet": SIM busy, module still initialising (F19).
 BUSY_CME_CODES: frozenset[int] = frozenset({14, 515})
@@ -28,7 +38,8 @@ def is_busy(error: BaseException) -> bool:
 
 
 class ModemLink:
-    """Sends commands with the driver's timeouts and remembers when the modem last answered."""
+    """Runs the commands of `drivers.at.commands` with the driver's timeouts and remembers when
+    the modem last answered."""
 
     def __init__(self, engine: AtEngine, timings: DriverTimings) -> None:
         self.engine = engine
@@ -36,49 +47,67 @@ class ModemLink:
         self.port = engine.port
         self.last_answer_at = asyncio.get_running_loop().time()
 
-    async def command(
-        self,
-        command: str,
-        *,
-        long: bool = False,
-        timeout: float | None = None,
-        expect: str | Iterable[str] | None = None,
-    ) -> AtReply:
-        """One command; `AtTimeout`/`PortGone` propagate, refusals raise `AtFinalError`s."""
-        if timeout is None:
-            timeout = self.timings.long_command_seconds if long else self.timings.command_seconds
+    def seconds(self, wait: Wait) -> float:
+        """What a wait class is worth on this driver (the one source of command timeouts)."""
+        if wait is Wait.PROBE:
+            return self.timings.probe_seconds
+        if wait is Wait.LONG:
+            return self.timings.long_command_seconds
+        return self.timings.command_seconds
+
+    async def run(self, command: Command[T]) -> T:
+        """One command and its parsed reply; `AtTimeout`/`PortGone` propagate, refusals raise
+        `AtFinalError`s, a reply its parser refuses raises `UnparsedReply`."""
         try:
-            reply = await self.engine.command(command, timeout=timeout, expect=expect)
+            reply = await self.engine.command(command.text, timeout=self.seconds(command.wait))
         except AtFinalError:
             self._answered()  # a refusal is still an answer: the modem is alive
             raise
         self._answered()
-        return reply
-
-    async def optional(self, command: str, **options: object) -> AtReply | None:
-        """A command whose refusal is fine (vendor extras, features some models lack)."""
         try:
-            return await self.command(command, **options)  # type: ignore[arg-type]
+            return command.parse(reply)
+        except UnparsedReply:
+            raise
+        except ReplyParseError as error:
+            raise UnparsedReply(
+                str(error.args[0]), lines=reply.lines, command=command.text, port=self.port
+            ) from error
+
+    async def run_optional(self, command: Command[T]) -> T | None:
+        """A command whose refusal is fine (vendor extras, features some models lack): None."""
+        try:
+            return await self.run(command)
         except (AtCommandError, CmeError, CmsError) as error:
             log.debug(
-                "event=optional_refused port=%s command=%s final=%r", self.port, command, error
+                "event=optional_refused port=%s command=%s final=%r", self.port, command.text, error
             )
             return None
 
-    async def patient(self, command: str, *, deadline: float, **options: object) -> AtReply:
+    async def accepts(self, command: Command[None]) -> bool:
+        """Whether the modem took a setting whose refusal is fine."""
+        try:
+            await self.run(command)
+        except (AtCommandError, CmeError, CmsError) as error:
+            log.debug(
+                "event=optional_refused port=%s command=%s final=%r", self.port, command.text, error
+            )
+            return False
+        return True
+
+    async def run_patient(self, command: Command[T], *, deadline: float) -> T:
         """Retry while the SIM/module answers "busy", backing off, until loop time `deadline`."""
         loop = asyncio.get_running_loop()
         backoff = self.timings.sim_busy_backoff_seconds
         while True:
             try:
-                return await self.command(command, **options)  # type: ignore[arg-type]
+                return await self.run(command)
             except AtFinalError as error:
                 if not is_busy(error) or loop.time() + backoff > deadline:
                     raise
                 log.info(
                     "event=modem_busy port=%s command=%s final=%r retry_in_s=%.2f",
                     self.port,
-                    command,
+                    command.text,
                     error.final_line,
                     backoff,
                 )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from drivers.at.commands import READ_CEREG, READ_CGREG, READ_CREG, READ_OPERATOR, READ_SIGNAL
 from drivers.at.errors import ReplyParseError
-from drivers.at.replies import parse_cops, parse_creg, parse_csq
+from drivers.at.replies import parse_creg
 from drivers.modem.link import ModemLink
 
 log = logging.getLogger(__name__)
@@ -67,41 +68,21 @@ class RegistrationBook:
 
 
 async def query_registration(link: ModemLink, book: RegistrationBook, *, lte: bool) -> None:
-    commands = ["+CREG?", "+CGREG?"] + (["+CEREG?"] if lte else [])
+    commands = [READ_CREG, READ_CGREG] + ([READ_CEREG] if lte else [])
     for command in commands:
-        reply = await link.optional(command)
-        if reply is None:
-            continue
-        name = command[:-1] + ":"
-        line = reply.first(name)
+        line = await link.run_optional(command)
         if line is not None:
             book.update_from_line(line, solicited=True)
 
 
 async def query_operator(link: ModemLink) -> str | None:
     """MCC+MNC the modem is registered on (numeric format was set at init), or None."""
-    reply = await link.optional("+COPS?")
-    line = reply.first("+COPS:") if reply else None
-    if line is None:
-        return None
-    try:
-        operator = parse_cops(line).operator
-    except ReplyParseError:
-        return None
-    return operator if operator and operator.isdigit() else None
+    return await link.run_optional(READ_OPERATOR)
 
 
 async def query_signal(link: ModemLink) -> int | None:
     """rssi 0..31 from `+CSQ`; None when unknown (99)."""
-    reply = await link.optional("+CSQ")
-    line = reply.first("+CSQ:") if reply else None
-    if line is None:
-        return None
-    try:
-        rssi = parse_csq(line).rssi
-    except ReplyParseError:
-        return None
-    return rssi if 0 <= rssi <= 31 else None
+    return await link.run_optional(READ_SIGNAL)
 
 
 def signal_bucket(rssi: int | None) -> int | None:

@@ -15,8 +15,15 @@ from dataclasses import dataclass
 import phonenumbers
 from stdnum import imsi as stdnum_imsi
 
-from drivers.at.errors import AtFinalError, ReplyParseError
-from drivers.at.replies import parse_cnum, parse_cpbr, parse_cusd
+from drivers.at.commands import (
+    CANCEL_USSD,
+    READ_FIRST_BOOK_ENTRY,
+    READ_OWN_NUMBERS,
+    SELECT_OWN_NUMBER_BOOK,
+    SEND_USSD,
+)
+from drivers.at.errors import AtFinalError, ReplyParseError, UnparsedReply
+from drivers.at.replies import parse_cusd
 from drivers.modem.link import ModemLink
 from drivers.modem.settings import DriverSettings, UssdRule
 
@@ -133,29 +140,19 @@ async def discover_number(
 
 
 async def _from_cnum(link: ModemLink) -> str | None:
-    reply = await link.optional("+CNUM")
-    if reply is None:
-        return None
     try:
-        entries = parse_cnum(reply.lines)
-    except ReplyParseError:
-        log.info("event=cnum_unparsed port=%s lines=%r", link.port, reply.lines)
+        entries = await link.run_optional(READ_OWN_NUMBERS)
+    except UnparsedReply as error:
+        log.info("event=cnum_unparsed port=%s lines=%r", link.port, error.lines)
         return None
     return entries[0].number if entries else None
 
 
 async def _from_phonebook(link: ModemLink) -> str | None:
-    if await link.optional('+CPBS="ON"') is None:
+    if not await link.accepts(SELECT_OWN_NUMBER_BOOK):
         return None
-    reply = await link.optional("+CPBR=1")
-    line = reply.first("+CPBR:") if reply else None
-    if line is None:
-        return None
-    try:
-        entry = parse_cpbr(line)
-    except ReplyParseError:
-        return None
-    return entry.number or None
+    entry = await link.run_optional(READ_FIRST_BOOK_ENTRY)
+    return (entry.number or None) if entry is not None else None
 
 
 async def _from_ussd(
@@ -166,17 +163,16 @@ async def _from_ussd(
     loop = asyncio.get_running_loop()
     answer = link.engine.urc_future("+CUSD")
     try:
-        reply = await link.command(f'+CUSD=1,"{rule.code}",{USSD_DCS_GSM7}', long=True)
+        line = await link.run(SEND_USSD.at(code=rule.code, dcs=USSD_DCS_GSM7))
         if rule.reply_by_sms:
             log.info("event=ussd_sent port=%s code=%s answer=sms", link.port, rule.code)
             return SmsNumberWait(rule.pattern, loop.time() + timings.ussd_sms_window_seconds)
-        line = reply.first("+CUSD:")
         if line is None:
             async with asyncio.timeout(timings.ussd_seconds):
                 line = (await answer).line
     except TimeoutError:
         log.warning("event=ussd_no_answer port=%s code=%s", link.port, rule.code)
-        await link.optional("+CUSD=2")
+        await link.accepts(CANCEL_USSD)
         return None
     except AtFinalError as error:
         log.warning("event=ussd_refused port=%s code=%s final=%r", link.port, rule.code, error)
@@ -189,7 +185,7 @@ async def _from_ussd(
         log.warning("event=ussd_unparsed port=%s line=%r", link.port, line)
         return None
     if parsed.status == USSD_FURTHER_ACTION:
-        await link.optional("+CUSD=2")
+        await link.accepts(CANCEL_USSD)
     number = number_from_text(parsed.text, rule.pattern, imsi)
     if number is None:
         log.warning(

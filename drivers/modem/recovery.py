@@ -14,6 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+from drivers.at.commands import PROBE, RADIO_OFF_QUICK, RADIO_ON, REBOOT_QUICK
 from drivers.at.errors import AtError, AtFinalError, AtTimeout, PortGone
 from drivers.modem.link import ModemLink
 from drivers.modem.settings import DriverTimings
@@ -101,14 +102,14 @@ class RecoveryLadder:
         timings = link.timings
         if rung is Rung.ESCAPE:
             # The engine sends ESC + AT and drains after every timeout; one more probe tells.
-            await link.command("AT", timeout=timings.probe_seconds)
+            await link.run(PROBE)
         elif rung is Rung.RADIO_RESET:
-            await link.command("+CFUN=0", timeout=timings.command_seconds)
+            await link.run(RADIO_OFF_QUICK)
             await asyncio.sleep(timings.radio_off_seconds)
-            await link.command("+CFUN=1", timeout=timings.long_command_seconds)
+            await link.run(RADIO_ON)
         elif rung is Rung.MODULE_REBOOT:
             try:
-                await link.command("+CFUN=1,1", timeout=timings.command_seconds)
+                await link.run(REBOOT_QUICK)
             except (AtTimeout, AtFinalError) as error:
                 # A stuck module may reboot without a word, or not at all: the wait tells.
                 log.info("event=reboot_unanswered port=%s error=%r", link.port, str(error))

@@ -19,9 +19,9 @@ class UssdRule:
 class DriverTimings:
     """Every wait of the modem driver, in seconds; tests pass short ones to run the ladder fast."""
 
-    command_seconds: float = 5.0  # one basic AT command (AT, +CPMS?, +CMGR, +CSQ…)
-    long_command_seconds: float = 60.0  # +CMGL on a full storage, +CPBR, +CFUN
-    probe_seconds: float = 3.0  # the keep-alive `AT` of a quiet modem
+    command_seconds: float = 5.0  # Wait.SHORT: one basic AT command (+CPMS?, +CMGR, +CSQ…)
+    long_command_seconds: float = 60.0  # Wait.LONG: +CMGL on a full storage, +CUSD, +CFUN
+    probe_seconds: float = 3.0  # Wait.PROBE: the keep-alive `AT` of a quiet modem
     drain_quiet_seconds: float = 0.2  # after a timeout the port counts as drained after this…
     drain_max_seconds: float = 3.0  # …or after this long at most
     wake_attempts: int = 3  # `AT`s sent to wake an autobauding or booting module

@@ -12,17 +12,20 @@ from dataclasses import dataclass
 
 from stdnum import imsi as stdnum_imsi
 
-from drivers.at.errors import AtFinalError, CmeError, CmsError, ReplyParseError
-from drivers.at.replies import parse_cimi, parse_cpin, parse_iccid
+from drivers.at.commands import (
+    ENTER_PIN,
+    READ_ICCID,
+    READ_IMSI,
+    READ_MNC_LENGTH,
+    READ_PIN_STATE,
+    READ_VENDOR_ICCID,
+)
+from drivers.at.errors import AtFinalError, CmeError, CmsError, ReplyParseError, UnparsedReply
 from drivers.modem.link import ModemLink, is_busy
 from drivers.modem.profiles import ModelProfile
 
 log = logging.getLogger(__name__)
 
-#: EF_ICCID read through the standard restricted SIM access (ModemManager does the same).
-CRSM_ICCID = "+CRSM=176,12258,0,0,10"
-#: EF_AD: its 4th byte tells whether the MNC has 2 or 3 digits.
-CRSM_AD = "+CRSM=176,28589,0,0,4"
 #: `+CPIN:` states that mean "ask again later".
 SIM_NOT_YET = frozenset({"NOT READY"})
 #: `+CME ERROR` codes for a SIM that is not there or broken.
@@ -74,7 +77,7 @@ async def wait_for_sim(
         if state == "SIM PIN" and pin and pin_allowed and not pin_entered:
             pin_entered = True
             try:
-                await link.command(f'+CPIN="{pin}"')
+                await link.run(ENTER_PIN.at(pin=pin))
                 log.info("event=pin_entered port=%s", link.port)
             except AtFinalError as error:
                 if not is_busy(error):
@@ -107,7 +110,7 @@ async def wait_for_sim(
 async def _cpin_state(link: ModemLink) -> str:
     """`READY`, a locked state, `BUSY`, `NOT READY`, or `NO SIM: <why>`."""
     try:
-        reply = await link.command("+CPIN?")
+        code = await link.run(READ_PIN_STATE)
     except CmeError as error:
         if error.code in CME_NO_SIM:
             return f"NO SIM: {CME_NO_SIM[error.code]}"
@@ -120,7 +123,6 @@ async def _cpin_state(link: ModemLink) -> str:
         if error.code in CMS_NO_SIM:
             return f"NO SIM: {CMS_NO_SIM[error.code]}"
         return "BUSY"
-    code = _pin_code(reply.lines)
     if code is None:
         return "BUSY"
     if code in ("NOT INSERTED", "REMOVED"):
@@ -128,33 +130,18 @@ async def _cpin_state(link: ModemLink) -> str:
     return code
 
 
-def _pin_code(lines: list[str]) -> str | None:
-    """The state of a `+CPIN?` reply: its `+CPIN:` line, else a line that is a bare state."""
-    prefixed = [line for line in lines if line.strip().upper().startswith("+CPIN")]
-    for line in prefixed or lines:
-        try:
-            return parse_cpin(line).code
-        except ReplyParseError:
-            continue
-    return None
-
-
 async def read_iccid(link: ModemLink, profile: ModelProfile) -> tuple[str, str, bool | None]:
     """(ICCID, the command that gave it, Luhn check): `+CRSM` first, vendor forms after."""
     doubtful: tuple[str, str, bool | None] | None = None
-    for command in (CRSM_ICCID, *profile.iccid_order):
-        reply = await link.optional(command)
-        if reply is None:
+    vendor = (READ_VENDOR_ICCID.at(command=text) for text in profile.iccid_order)
+    for command in (READ_ICCID, *vendor):
+        iccid = await link.run_optional(command)
+        if iccid is None:
             continue
-        for line in reply.lines:
-            try:
-                iccid = parse_iccid(line)
-            except ReplyParseError:
-                continue
-            if iccid.luhn_valid is False:
-                doubtful = doubtful or (iccid.value, command, False)
-                break
-            return iccid.value, command, iccid.luhn_valid
+        if iccid.luhn_valid is False:
+            doubtful = doubtful or (iccid.value, command.text, False)
+            continue
+        return iccid.value, command.text, iccid.luhn_valid
     if doubtful is not None:
         log.warning(
             "event=iccid_luhn_failed port=%s iccid=%s detail=%r",
@@ -172,27 +159,19 @@ async def read_iccid(link: ModemLink, profile: ModelProfile) -> tuple[str, str, 
 async def read_sim_identity(link: ModemLink, profile: ModelProfile) -> SimIdentity:
     iccid, source, luhn_valid = await read_iccid(link, profile)
     imsi = None
-    reply = await link.optional("+CIMI")
-    if reply is not None:
-        try:
-            imsi = parse_cimi(reply.lines)
-        except ReplyParseError:
-            log.warning("event=imsi_unreadable port=%s lines=%r", link.port, reply.lines)
+    try:
+        imsi = await link.run_optional(READ_IMSI)
+    except UnparsedReply as error:
+        log.warning("event=imsi_unreadable port=%s lines=%r", link.port, error.lines)
     mccmnc = await _home_network(link, imsi) if imsi else None
     return SimIdentity(iccid, source, luhn_valid, imsi, mccmnc)
 
 
 async def _home_network(link: ModemLink, imsi: str) -> str | None:
     """MCC+MNC of the IMSI: MNC length from EF_AD, else python-stdnum's table."""
-    reply = await link.optional(CRSM_AD)
-    line = reply.first("+CRSM:") if reply else None
-    if line is not None:
-        fields = [field.strip().strip('"') for field in line.split(":", 1)[1].split(",")]
-        data = fields[2] if len(fields) > 2 else ""
-        if fields[0] in ("144", "145", "146", "159") and len(data) >= 8:
-            mnc_length = int(data[6:8], 16) & 0x0F
-            if mnc_length in (2, 3):
-                return imsi[: 3 + mnc_length]
+    mnc_length = await link.run_optional(READ_MNC_LENGTH)
+    if mnc_length is not None:
+        return imsi[: 3 + mnc_length]
     try:
         info = stdnum_imsi.info(imsi)
     except Exception:  # an IMSI the table does not know

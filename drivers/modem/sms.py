@@ -18,16 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from drivers.at.commands import ACK_SMS, DELETE_SMS, LIST_SMS, READ_SMS, SELECT_STORAGE
 from drivers.at.errors import AtCommandError, CmeError, CmsError, ReplyParseError
 from drivers.at.lines import Urc
-from drivers.at.replies import (
-    ListedMessage,
-    StoredMessage,
-    parse_cmgl,
-    parse_cmgr,
-    parse_cmti,
-    parse_cpms_set,
-)
+from drivers.at.replies import parse_cmti
 from drivers.events import DriverEvents, ReceivedPdu, pdu_fingerprint
 from drivers.modem.init import SmsSetup
 from drivers.modem.link import ModemLink
@@ -45,8 +39,6 @@ MAX_PENDING_ROUTED = 512
 #: Storage alarm thresholds (share of slots used): WARNING on the way up.
 STORAGE_HALF = 0.5
 CMS_INVALID_INDEX = 321
-#: `+CMGL` in PDU mode: 4 = all messages, read or not, sent or not.
-LIST_ALL = "+CMGL=4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,33 +77,6 @@ def storage_level(used: int, total: int) -> int:
     if used >= total:
         return 2
     return 1 if used / total > STORAGE_HALF else 0
-
-
-def _read_cmgr(lines: list[str]) -> StoredMessage | None:
-    """The message of a `+CMGR` reply, or None when there is none or it cannot be read."""
-    try:
-        return parse_cmgr(lines)
-    except ReplyParseError:
-        return None
-
-
-def _listed_entries(lines: list[str]) -> list[tuple[str, ListedMessage | None]]:
-    """(header, entry or None when unreadable) for every `+CMGL` header; the PDU is the next
-    line, or on the header itself; junk lines elsewhere are skipped (F3)."""
-    entries: list[tuple[str, ListedMessage | None]] = []
-    for at, header in enumerate(lines):
-        if not header.upper().startswith("+CMGL"):
-            continue
-        following = lines[at + 1 : at + 2]
-        entry = None
-        for candidate in ([header], [header, *following]):
-            try:
-                (entry,) = parse_cmgl(candidate)
-                break
-            except (ReplyParseError, ValueError):
-                continue
-        entries.append((header, entry))
-    return entries
 
 
 class SmsReceiver:
@@ -242,7 +207,7 @@ class SmsReceiver:
                 return  # kept in memory (and un-acked): retried with the next sweep
             self.routed.popleft()
             if setup is not None and setup.cnma_needed:
-                await link.optional("+CNMA")
+                await link.accepts(ACK_SMS)
 
     async def handle_hints(self, link: ModemLink, iccid: str) -> None:
         """Read each hinted index; an empty slot or CMS 321 turns into a sweep request."""
@@ -250,7 +215,7 @@ class SmsReceiver:
             hint = self.hints.popleft()
             try:
                 await self.select_memory(link, hint.memory)
-                reply = await link.command(f"+CMGR={hint.index}")
+                message = await link.run(READ_SMS.at(index=hint.index))
             except (CmsError, CmeError, AtCommandError) as error:
                 log.info(
                     "event=hint_stale port=%s storage=%s index=%d final=%r",
@@ -261,7 +226,6 @@ class SmsReceiver:
                 )
                 self.sweep_wanted = True
                 continue
-            message = _read_cmgr(reply.lines)
             if message is None:
                 log.info(
                     "event=hint_stale port=%s storage=%s index=%d final=empty",
@@ -295,13 +259,8 @@ class SmsReceiver:
         """Make `memory` the one `+CMGR`/`+CMGL`/`+CMGD` work on; (used, total) when asked."""
         if not force and self.current_memory == memory:
             return self.storage.get(memory, (0, 0))
-        reply = await link.command(f'+CPMS="{memory}"')
+        counts = await link.run(SELECT_STORAGE.at(memory=memory))
         self.current_memory = memory
-        line = reply.first("+CPMS:")
-        try:
-            counts = parse_cpms_set(line)[0] if line else None
-        except ReplyParseError:
-            counts = None
         if counts is None:
             return self.storage.get(memory, (0, 0))
         return counts.used, counts.total
@@ -309,12 +268,12 @@ class SmsReceiver:
     async def _list(self, link: ModemLink, memory: str, total: int) -> list[tuple[int, str]]:
         """(index, PDU) of everything in `memory`: `+CMGL=4`, else a walk with `+CMGR`."""
         try:
-            reply = await link.command(LIST_ALL, long=True)
+            entries = await link.run(LIST_SMS)
         except (AtCommandError, CmeError) as error:
             log.info("event=cmgl_refused port=%s storage=%s final=%r", self.port, memory, error)
             return await self._walk(link, memory, total)
         listed = []
-        for header, entry in _listed_entries(reply.lines):
+        for header, entry in entries:
             if entry is None:
                 log.warning("event=cmgl_entry_unparsed port=%s header=%r", self.port, header)
                 continue
@@ -327,10 +286,9 @@ class SmsReceiver:
         found = []
         for index in range(0, total + 1):
             try:
-                reply = await link.command(f"+CMGR={index}")
+                message = await link.run(READ_SMS.at(index=index))
             except (CmsError, CmeError, AtCommandError):
                 continue
-            message = _read_cmgr(reply.lines)
             if message is not None:
                 self._note_index(index)
                 found.append((index, message.pdu))
@@ -347,7 +305,7 @@ class SmsReceiver:
         if not persisted:
             return False
         try:
-            await link.command(f"+CMGD={index}")
+            await link.run(DELETE_SMS.at(index=index))
         except CmsError as error:
             if error.code == CMS_INVALID_INDEX:
                 return True  # already gone

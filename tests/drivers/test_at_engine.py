@@ -9,13 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from drivers.at.engine import (
-    LONG_TIMEOUT_S,
-    SHORT_TIMEOUT_S,
-    AtEngine,
-    default_timeout,
-    normalize_command,
-)
+from drivers.at.engine import AtEngine, normalize_command
 from drivers.at.errors import AtCommandError, AtTimeout, CmeError, CmsError, PortGone
 from drivers.at.lines import Urc
 from tests.drivers.scripted_modem import ScriptedModem, frame
@@ -46,13 +40,9 @@ def _future() -> asyncio.Future[Urc]:
     return asyncio.get_running_loop().create_future()
 
 
-def test_command_names_and_timeouts() -> None:
+def test_command_names() -> None:
     assert normalize_command("+CPMS?") == "AT+CPMS?"
     assert normalize_command("ATI") == "ATI"
-    assert default_timeout("AT+CMGL=4") == LONG_TIMEOUT_S
-    assert default_timeout("AT+COPS=?") == LONG_TIMEOUT_S
-    assert default_timeout('AT+CUSD=1,"*100#",15') == LONG_TIMEOUT_S
-    assert default_timeout("AT+CSQ") == SHORT_TIMEOUT_S
     with pytest.raises(ValueError):
         normalize_command("+CMGS=1\r\x1a")
 
@@ -382,7 +372,11 @@ async def test_commands_are_serialised(pty_pair: tuple[ScriptedModem, AtEngine])
     modem.on("AT+CGMM", frame("EC25", "OK"))
     modem.on("AT+CGSN", frame("867962041234567", "OK"))
     replies = await asyncio.wait_for(
-        asyncio.gather(engine.command("+CGMI"), engine.command("+CGMM"), engine.command("+CGSN")),
+        asyncio.gather(
+            engine.command("+CGMI", timeout=SHOULD_HAPPEN_S),
+            engine.command("+CGMM", timeout=SHOULD_HAPPEN_S),
+            engine.command("+CGSN", timeout=SHOULD_HAPPEN_S),
+        ),
         SHOULD_HAPPEN_S,
     )
     assert [r.lines for r in replies] == [["Quectel"], ["EC25"], ["867962041234567"]]
