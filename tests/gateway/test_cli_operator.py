@@ -16,7 +16,7 @@ import pytest
 
 from drivers.events import ModemState
 from gateway.cli import Column, admin_address, main, render_table
-from tests.gateway.test_admin import EVENTUALLY_SECONDS, running_daemon
+from tests.gateway.ops.test_admin import EVENTUALLY_SECONDS, running_daemon
 from tests.processes import free_port
 
 WIDTH = 100

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drivers.simulator.simbank import BankFaults, SimulatedSimBank
 from gateway.cli import main
-from tests.gateway.test_admin import running_daemon
+from tests.gateway.ops.test_admin import running_daemon
 from tests.processes import free_port, read_until
 from tests.simbank.harness import running_bank, started_bank
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.gateway.helpers import KEY, served_pool
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DOCUMENTS = sorted(
     [
         REPO_ROOT / "config" / "simfarm.example.toml",

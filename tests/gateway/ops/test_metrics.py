@@ -13,7 +13,7 @@ from drivers.events import ModemState
 from gateway.demo.fake_marketplace import fail_first
 from gateway.ops.metrics import Metrics
 from gateway.pool.records import StoredSms
-from tests.gateway.test_admin import EVENTUALLY_SECONDS, KEY, Running, running_daemon
+from tests.gateway.ops.test_admin import EVENTUALLY_SECONDS, KEY, Running, running_daemon
 
 FIXED_TIME = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 LONG_TEXT = "Ваш код подтверждения: 4711. " * 4  # UCS2, two parts

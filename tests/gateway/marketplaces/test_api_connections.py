@@ -273,7 +273,7 @@ async def test_connections_are_capped_at_half_the_file_limit(tmp_path, files) ->
 
 # --- the daemon's own listener ------------------------------------------------------------------
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 #: The file limit the daemon runs under below: as small as the one the problem was seen with.
 SMALL_FILE_LIMIT = 256
 #: Idle sockets held open against it: nearly all of its descriptors.

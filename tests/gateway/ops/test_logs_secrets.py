@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway.ops.logs import KeyValueFormatter, mask_secret
-from tests.gateway.test_admin import EVENTUALLY_SECONDS, KEY, running_daemon
+from tests.gateway.ops.test_admin import EVENTUALLY_SECONDS, KEY, running_daemon
 
 SINGLE_TEXT = "Your VK code is 583920, do not share it"
 LONG_TEXT = "Ваш код для входа в Telegram: 771204. Никому не сообщайте этот код! " * 3
