@@ -51,6 +51,7 @@ from drivers.modem.recovery import RecoveryLadder
 from drivers.modem.settings import DriverSettings
 from drivers.modem.sim import SimCheck, SimIdentity, read_sim_identity, wait_for_sim
 from drivers.modem.sms import SmsReceiver
+from drivers.modem.work import Handover, HoldRequest, Job, Request, SweepRequest
 
 if TYPE_CHECKING:
     from drivers.sms.pdu import SmsDeliver
@@ -118,12 +119,12 @@ class ModemDriver:
         self._restart_seen_at: float | None = None  # loop time of the last reboot/ready URC
         self._port_lost = False
         self._errors = 0
-        self._due: dict[str, float] = {}
+        self._due: dict[Job, float] = {}
         self._status = ModemStatus(port_path, ModemState.STARTING)
         self._published_key: ModemStatus | None = None
         self._logged_key: ModemStatus | None = None
         # Requests from whoever runs the driver (a SIM bank's rotation), served by the worker.
-        self._requests: deque[tuple[str, asyncio.Future[object]]] = deque()
+        self._requests: deque[Request] = deque()
 
     # -- what the farm sees ----------------------------------------------------------------------
 
@@ -173,8 +174,10 @@ class ModemDriver:
         Returns once a sweep that started after the call is done: True, or False when the SIM
         is not ready (nothing to sweep). TimeoutError when the worker does not get to it.
         """
-        result = await self._request("sweep", timeout)
-        return bool(result)
+        loop = asyncio.get_running_loop()
+        request = SweepRequest(loop.create_future())
+        await self._request(request, timeout)
+        return request.future.result()
 
     @contextlib.asynccontextmanager
     async def held(self, timeout: float) -> AsyncIterator[HeldModem]:
@@ -183,59 +186,66 @@ class ModemDriver:
 
         TimeoutError when the worker does not get to it (the modem is recovering, say).
         """
-        handed = await self._request("hold", timeout)
-        assert isinstance(handed, tuple)
-        held, release = handed
+        loop = asyncio.get_running_loop()
+        request = HoldRequest(loop.create_future())
+        await self._request(request, timeout)
+        handover = request.future.result()
         try:
-            yield held
+            yield handover.held
         finally:
-            release.set()
+            handover.release.set()
 
-    async def _request(self, kind: str, timeout: float) -> object:
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._requests.append((kind, future))
+    async def _request(self, request: Request, timeout: float) -> None:
+        """Queue `request` for the worker and wait until it is served (its future is done)."""
+        future = request.future
+        self._requests.append(request)
         self._wake.set()
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(future)
+                await asyncio.shield(future)
         except BaseException:
             if not future.done():
                 future.cancel()
-            elif kind == "hold" and not future.cancelled() and future.exception() is None:
-                handed = future.result()
-                assert isinstance(handed, tuple)
-                handed[1].set()  # handed over just as the caller gave up: give it back
+            elif isinstance(request, HoldRequest):
+                request.give_back()  # handed over just as the caller gave up: give it back
             raise
 
     async def _serve_requests(self) -> None:
         """The worker's side of `sweep_now` and `held`."""
         while self._requests:
-            kind, future = self._requests.popleft()
-            if future.done():
+            request = self._requests.popleft()
+            if request.future.done():
                 continue
-            if kind == "sweep":
-                try:
-                    if self._sim_ready:
-                        await self._receive()
-                        await self._sweep()
-                except BaseException as error:
-                    if not future.done():
-                        future.set_exception(error)
-                    raise
-                future.set_result(self._sim_ready)
-                continue
-            profile = self._identity.profile if self._identity else GENERIC
-            release = asyncio.Event()
-            held = HeldModem(self._require_link(), profile, self._wait_for_restart)
-            self._override = ModemState.STARTING
-            self._detail = "held for a SIM switch"
-            self._swept = False
-            self._publish()
-            future.set_result((held, release))
-            log.info("event=modem_held port=%s", self.port)
-            await release.wait()
-            log.info("event=modem_released port=%s", self.port)
-            raise _ModemRestarted
+            if isinstance(request, SweepRequest):
+                await self._serve_sweep(request)
+            else:
+                await self._serve_hold(request)
+
+    async def _serve_sweep(self, request: SweepRequest) -> None:
+        future = request.future
+        try:
+            if self._sim_ready:
+                await self._receive()
+                await self._sweep()
+        except BaseException as error:
+            if not future.done():
+                future.set_exception(error)
+            raise
+        future.set_result(self._sim_ready)
+
+    async def _serve_hold(self, request: HoldRequest) -> None:
+        profile = self._identity.profile if self._identity else GENERIC
+        release = asyncio.Event()
+        held = HeldModem(self._require_link(), profile, self._wait_for_restart)
+        self._override = ModemState.STARTING
+        self._detail = "held for a SIM switch"
+        self._swept = False
+        self._publish()
+        request.future.set_result(Handover(held, release))
+        log.info("event=modem_held port=%s", self.port)
+        await release.wait()
+        log.info("event=modem_released port=%s", self.port)
+        raise _ModemRestarted
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -272,7 +282,7 @@ class ModemDriver:
                     self._registration.summary,
                 )
                 if self._registration.registered and self._number is None:
-                    self._due["number"] = 0.0
+                    self._due[Job.NUMBER] = 0.0
                 self._publish()
         elif name == "+CPIN":
             self._on_cpin(urc.args.strip().strip('"').upper())
@@ -373,7 +383,7 @@ class ModemDriver:
         self._pin_rejected = self._pin_rejected or self._sim_check.pin_rejected
         if not self._sim_check.ready:
             log.warning("event=sim_not_ready port=%s detail=%r", self.port, self._sim_check.detail)
-            self._schedule("sim_retry", self.timings.sim_retry_seconds)
+            self._schedule(Job.SIM_RETRY, self.timings.sim_retry_seconds)
             await setup_network_reports(link, profile)
             self._publish()
             return
@@ -398,8 +408,8 @@ class ModemDriver:
         self._publish()
         await self._receive()
         await self._sweep()
-        self._schedule("reassert", self.timings.reassert_seconds)
-        self._schedule("signal", self.settings.signal_poll_seconds)
+        self._schedule(Job.REASSERT, self.timings.reassert_seconds)
+        self._schedule(Job.SIGNAL, self.settings.signal_poll_seconds)
         if self._number is None:
             await self._find_number()
         self._publish()
@@ -414,18 +424,18 @@ class ModemDriver:
             try:
                 await self._serve_requests()
                 await self._receive()
-                if self._sim_ready and (self._due_now("sweep") or self._receiver.sweep_wanted):
+                if self._sim_ready and (self._due_now(Job.SWEEP) or self._receiver.sweep_wanted):
                     await self._sweep()
                 if loop.time() - link.last_answer_at >= self.settings.keepalive_seconds:
                     await link.run(PROBE)
-                if self._due_now("signal"):
+                if self._due_now(Job.SIGNAL):
                     await self._poll_network()
-                    self._schedule("signal", self.settings.signal_poll_seconds)
-                if self._due_now("reassert"):
+                    self._schedule(Job.SIGNAL, self.settings.signal_poll_seconds)
+                if self._due_now(Job.REASSERT):
                     await self._reassert()
-                if self._sim_ready and self._number is None and self._due_now("number"):
+                if self._sim_ready and self._number is None and self._due_now(Job.NUMBER):
                     await self._find_number()
-                if not self._sim_ready and self._due_now("sim_retry"):
+                if not self._sim_ready and self._due_now(Job.SIM_RETRY):
                     raise _ModemRestarted
                 self._errors = 0
             except AtError as error:
@@ -441,7 +451,7 @@ class ModemDriver:
                 if self._errors >= MAX_CONSECUTIVE_ERRORS:
                     self._errors = 0
                     raise
-                self._schedule("sweep", min(self.settings.sweep_seconds, 1.0))
+                self._schedule(Job.SWEEP, min(self.settings.sweep_seconds, 1.0))
             self._publish()
             await self._sleep_until_due(loop)
 
@@ -483,7 +493,7 @@ class ModemDriver:
             log.info("event=first_sweep_done port=%s storage=%s", self.port, self._receiver.storage)
         self._swept = True
         self._last_sweep_at = time.time()
-        self._schedule("sweep", self.settings.sweep_seconds)
+        self._schedule(Job.SWEEP, self.settings.sweep_seconds)
 
     async def _poll_network(self) -> None:
         link = self._require_link()
@@ -508,11 +518,11 @@ class ModemDriver:
             self._setup = await setup_sms(link, deadline, self._setup)
             self._receiver.forget_memory_selection()
         await setup_network_reports(link, profile)
-        self._schedule("reassert", self.timings.reassert_seconds)
+        self._schedule(Job.REASSERT, self.timings.reassert_seconds)
 
     async def _find_number(self) -> None:
         assert self._sim is not None
-        self._schedule("number", self.timings.number_retry_seconds)
+        self._schedule(Job.NUMBER, self.timings.number_retry_seconds)
         wait = self._number_wait
         if wait is not None and asyncio.get_running_loop().time() <= wait.deadline:
             return  # the operator's SMS may still come
@@ -536,7 +546,7 @@ class ModemDriver:
             )
         elif isinstance(found, SmsNumberWait):
             self._number_wait = found
-            self._schedule("number", self.timings.ussd_sms_window_seconds)
+            self._schedule(Job.NUMBER, self.timings.ussd_sms_window_seconds)
         else:
             log.warning(
                 "event=number_unknown port=%s iccid=%s detail=%r",
@@ -599,10 +609,10 @@ class ModemDriver:
     def _sim_ready(self) -> bool:
         return self._sim_check is not None and self._sim_check.ready and self._sim is not None
 
-    def _schedule(self, job: str, in_seconds: float) -> None:
+    def _schedule(self, job: Job, in_seconds: float) -> None:
         self._due[job] = asyncio.get_running_loop().time() + in_seconds
 
-    def _due_now(self, job: str) -> bool:
+    def _due_now(self, job: Job) -> bool:
         due = self._due.get(job)
         return due is not None and asyncio.get_running_loop().time() >= due
 
