@@ -82,10 +82,6 @@ def _raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-class _ModemRestarted(Exception):
-    """A reboot/ready URC arrived: the worker leaves its loop to re-initialise."""
-
-
 class ModemDriver:
     """Brings one modem up, keeps it honest, and reports what it knows (see module docstring)."""
 
@@ -196,8 +192,9 @@ class ModemDriver:
                 request.give_back()  # handed over just as the caller gave up: give it back
             raise
 
-    async def _serve_requests(self) -> None:
-        """The worker's side of `sweep_now` and `held`."""
+    async def _serve_requests(self) -> bool:
+        """The worker's side of `sweep_now` and `held`; True when a hold ended and the modem
+        must be re-initialised (the other requests wait for the next round)."""
         while self._requests:
             request = self._requests.popleft()
             if request.future.done():
@@ -206,6 +203,8 @@ class ModemDriver:
                 await self._serve_sweep(request)
             else:
                 await self._serve_hold(request)
+                return True
+        return False
 
     async def _serve_sweep(self, request: SweepRequest) -> None:
         future = request.future
@@ -220,6 +219,7 @@ class ModemDriver:
         future.set_result(self._facts.sim_ready)
 
     async def _serve_hold(self, request: HoldRequest) -> None:
+        """Hand the port over and wait until it is given back (the driver stays HELD)."""
         release = asyncio.Event()
         held = HeldModem(self._require_link(), self._profile, self._wait_for_restart)
         self._facts = facts.held(self._facts)
@@ -228,7 +228,6 @@ class ModemDriver:
         log.info("event=modem_held port=%s", self.port)
         await release.wait()
         log.info("event=modem_released port=%s", self.port)
-        raise _ModemRestarted
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -319,9 +318,7 @@ class ModemDriver:
             try:
                 if bring_up_needed:
                     await self._bring_up()
-                await self._serve()
-                bring_up_needed = False  # _serve only returns by raising
-            except _ModemRestarted:
+                await self._serve()  # returns when the modem must be re-initialised
                 bring_up_needed = True
                 self._facts = facts.worker_started(self._facts)
             except PortGone:
@@ -395,14 +392,20 @@ class ModemDriver:
         self._publish()
 
     async def _serve(self) -> None:
-        """Work through whatever is due, then sleep until the next deadline or URC."""
+        """Work through whatever is due, then sleep until the next deadline or URC.
+
+        Returns when the modem must be re-initialised: a reboot/ready URC has settled, a hold
+        ended, or it is time to look for a SIM again. Raises on a failure to recover from.
+        """
         loop = asyncio.get_running_loop()
         link = self._require_link()
         while True:
             _raise_if_cancelling()
-            self._check_restart(loop.time())
+            if facts.restart_settled(self._facts, loop.time(), self.timings.reboot_settle_seconds):
+                return
             try:
-                await self._serve_requests()
+                if await self._serve_requests():
+                    return
                 await self._receive()
                 if self._facts.sim_ready and (
                     self._due_now(Job.SWEEP) or self._receiver.sweep_wanted
@@ -422,7 +425,7 @@ class ModemDriver:
                 ):
                     await self._find_number()
                 if not self._facts.sim_ready and self._due_now(Job.SIM_RETRY):
-                    raise _ModemRestarted
+                    return
                 self._errors = 0
             except AtError as error:
                 if isinstance(error, (AtTimeout, PortGone)):
@@ -459,11 +462,6 @@ class ModemDriver:
         await _wait_event(self._wake, delay)
         if self._facts.port_lost:
             raise PortGone("serial port lost", port=self.port)
-
-    def _check_restart(self, now: float) -> None:
-        seen = self._facts.restart_seen_at
-        if seen is not None and now - seen >= self.timings.reboot_settle_seconds:
-            raise _ModemRestarted
 
     async def _receive(self) -> None:
         """Routed PDUs first (they exist only in memory), then the `+CMTI` hints."""

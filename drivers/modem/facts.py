@@ -181,6 +181,12 @@ def gone(facts: ModemFacts, why: str) -> ModemFacts:
     )
 
 
+def restart_settled(facts: ModemFacts, now: float, settle_seconds: float) -> bool:
+    """A reboot/ready URC was seen and its boot burst is over: time to re-initialise."""
+    seen = facts.restart_seen_at
+    return seen is not None and now - seen >= settle_seconds
+
+
 # -- what the farm sees ---------------------------------------------------------------------------
 
 

@@ -224,3 +224,11 @@ def test_counters_and_storage_are_reported_as_copies() -> None:
 def test_counters_have_no_default() -> None:
     with pytest.raises(TypeError):
         ModemFacts(port=PORT)  # type: ignore[call-arg]
+
+
+def test_restart_settles_after_the_boot_burst() -> None:
+    assert not facts.restart_settled(ready_facts(), now=100.0, settle_seconds=2.0)
+    restarted = facts.restart_urc(ready_facts(), "RDY", at=10.0)
+    assert not facts.restart_settled(restarted, now=11.9, settle_seconds=2.0)
+    assert facts.restart_settled(restarted, now=12.0, settle_seconds=2.0)
+    assert not facts.restart_settled(facts.bring_up_began(restarted), now=50.0, settle_seconds=2.0)
