@@ -26,10 +26,10 @@ from drivers.at.engine import AtEngine
 from drivers.at.errors import AtError, AtTimeout, PortGone
 from drivers.at.lines import Urc
 from drivers.events import DriverEvents, ModemState, ModemStatus, TraceHook
+from drivers.modem import facts
+from drivers.modem.facts import ModemFacts, Phase
 from drivers.modem.held import HeldModem
 from drivers.modem.init import (
-    ModemIdentity,
-    SmsSetup,
     apply_basics,
     apply_vendor_settings,
     read_identity,
@@ -46,11 +46,12 @@ from drivers.modem.network import (
     signal_bucket,
 )
 from drivers.modem.number import NumberFound, SmsNumberWait, discover_number, number_from_text
-from drivers.modem.profiles import GENERIC, QIND_READY, READY_URCS, RESET_URCS
+from drivers.modem.profiles import GENERIC, QIND_READY, READY_URCS, RESET_URCS, ModelProfile
 from drivers.modem.recovery import RecoveryLadder
 from drivers.modem.settings import DriverSettings
-from drivers.modem.sim import SimCheck, SimIdentity, read_sim_identity, wait_for_sim
+from drivers.modem.sim import read_sim_identity, wait_for_sim
 from drivers.modem.sms import SmsReceiver
+from drivers.modem.work import Handover, HoldRequest, Job, Request, SweepRequest
 
 if TYPE_CHECKING:
     from drivers.sms.pdu import SmsDeliver
@@ -81,10 +82,6 @@ def _raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-class _ModemRestarted(Exception):
-    """A reboot/ready URC arrived: the worker leaves its loop to re-initialise."""
-
-
 class ModemDriver:
     """Brings one modem up, keeps it honest, and reports what it knows (see module docstring)."""
 
@@ -101,29 +98,15 @@ class ModemDriver:
         self._receiver = SmsReceiver(port_path, events, on_delivered=self._check_number_sms)
         self._receiver.wake = self._wake.set
         self._registration = RegistrationBook()
-        self._override: ModemState | None = ModemState.STARTING  # RECOVERING / DEAD / GONE
-        self._detail: str | None = None
-        self._identity: ModemIdentity | None = None
-        self._sim_check: SimCheck | None = None
-        self._pin_rejected = False
-        self._sim: SimIdentity | None = None
-        self._setup: SmsSetup | None = None
-        self._number: NumberFound | None = None
-        self._number_iccid: str | None = None
-        self._number_wait: SmsNumberWait | None = None
-        self._operator: str | None = None
-        self._rssi: int | None = None
-        self._swept = False
-        self._last_sweep_at: float | None = None
-        self._restart_seen_at: float | None = None  # loop time of the last reboot/ready URC
-        self._port_lost = False
+        # What the driver knows, one value replaced as facts arrive (see drivers/modem/facts.py).
+        self._facts = facts.initial_facts(port_path)
         self._errors = 0
-        self._due: dict[str, float] = {}
+        self._due: dict[Job, float] = {}
         self._status = ModemStatus(port_path, ModemState.STARTING)
         self._published_key: ModemStatus | None = None
         self._logged_key: ModemStatus | None = None
         # Requests from whoever runs the driver (a SIM bank's rotation), served by the worker.
-        self._requests: deque[tuple[str, asyncio.Future[object]]] = deque()
+        self._requests: deque[Request] = deque()
 
     # -- what the farm sees ----------------------------------------------------------------------
 
@@ -173,8 +156,10 @@ class ModemDriver:
         Returns once a sweep that started after the call is done: True, or False when the SIM
         is not ready (nothing to sweep). TimeoutError when the worker does not get to it.
         """
-        result = await self._request("sweep", timeout)
-        return bool(result)
+        loop = asyncio.get_running_loop()
+        request = SweepRequest(loop.create_future())
+        await self._request(request, timeout)
+        return request.future.result()
 
     @contextlib.asynccontextmanager
     async def held(self, timeout: float) -> AsyncIterator[HeldModem]:
@@ -183,59 +168,66 @@ class ModemDriver:
 
         TimeoutError when the worker does not get to it (the modem is recovering, say).
         """
-        handed = await self._request("hold", timeout)
-        assert isinstance(handed, tuple)
-        held, release = handed
+        loop = asyncio.get_running_loop()
+        request = HoldRequest(loop.create_future())
+        await self._request(request, timeout)
+        handover = request.future.result()
         try:
-            yield held
+            yield handover.held
         finally:
-            release.set()
+            handover.release.set()
 
-    async def _request(self, kind: str, timeout: float) -> object:
-        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        self._requests.append((kind, future))
+    async def _request(self, request: Request, timeout: float) -> None:
+        """Queue `request` for the worker and wait until it is served (its future is done)."""
+        future = request.future
+        self._requests.append(request)
         self._wake.set()
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(future)
+                await asyncio.shield(future)
         except BaseException:
             if not future.done():
                 future.cancel()
-            elif kind == "hold" and not future.cancelled() and future.exception() is None:
-                handed = future.result()
-                assert isinstance(handed, tuple)
-                handed[1].set()  # handed over just as the caller gave up: give it back
+            elif isinstance(request, HoldRequest):
+                request.give_back()  # handed over just as the caller gave up: give it back
             raise
 
-    async def _serve_requests(self) -> None:
-        """The worker's side of `sweep_now` and `held`."""
+    async def _serve_requests(self) -> bool:
+        """The worker's side of `sweep_now` and `held`; True when a hold ended and the modem
+        must be re-initialised (the other requests wait for the next round)."""
         while self._requests:
-            kind, future = self._requests.popleft()
-            if future.done():
+            request = self._requests.popleft()
+            if request.future.done():
                 continue
-            if kind == "sweep":
-                try:
-                    if self._sim_ready:
-                        await self._receive()
-                        await self._sweep()
-                except BaseException as error:
-                    if not future.done():
-                        future.set_exception(error)
-                    raise
-                future.set_result(self._sim_ready)
-                continue
-            profile = self._identity.profile if self._identity else GENERIC
-            release = asyncio.Event()
-            held = HeldModem(self._require_link(), profile, self._wait_for_restart)
-            self._override = ModemState.STARTING
-            self._detail = "held for a SIM switch"
-            self._swept = False
-            self._publish()
-            future.set_result((held, release))
-            log.info("event=modem_held port=%s", self.port)
-            await release.wait()
-            log.info("event=modem_released port=%s", self.port)
-            raise _ModemRestarted
+            if isinstance(request, SweepRequest):
+                await self._serve_sweep(request)
+            else:
+                await self._serve_hold(request)
+                return True
+        return False
+
+    async def _serve_sweep(self, request: SweepRequest) -> None:
+        future = request.future
+        try:
+            if self._facts.sim_ready:
+                await self._receive()
+                await self._sweep()
+        except BaseException as error:
+            if not future.done():
+                future.set_exception(error)
+            raise
+        future.set_result(self._facts.sim_ready)
+
+    async def _serve_hold(self, request: HoldRequest) -> None:
+        """Hand the port over and wait until it is given back (the driver stays HELD)."""
+        release = asyncio.Event()
+        held = HeldModem(self._require_link(), self._profile, self._wait_for_restart)
+        self._facts = facts.held(self._facts)
+        self._publish()
+        request.future.set_result(Handover(held, release))
+        log.info("event=modem_held port=%s", self.port)
+        await release.wait()
+        log.info("event=modem_released port=%s", self.port)
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -250,7 +242,7 @@ class ModemDriver:
             self._ladder.link = self._link
 
     def _on_connection_lost(self, error: BaseException | None) -> None:
-        self._port_lost = True
+        self._facts = dataclasses.replace(self._facts, port_lost=True)
         self._wake.set()
 
     def _on_urc(self, urc: Urc) -> None:
@@ -271,17 +263,17 @@ class ModemDriver:
                     self.port,
                     self._registration.summary,
                 )
-                if self._registration.registered and self._number is None:
-                    self._due["number"] = 0.0
+                self._note_registration()
+                if self._facts.registered and self._facts.number is None:
+                    self._due[Job.NUMBER] = 0.0
                 self._publish()
         elif name == "+CPIN":
             self._on_cpin(urc.args.strip().strip('"').upper())
         elif self._is_restart(urc):
             log.info("event=modem_restart_urc port=%s line=%r", self.port, urc.line)
-            self._restart_seen_at = asyncio.get_running_loop().time()
-            if self._override is None:
-                self._swept = False
-                self._detail = f"modem restarted ({urc.line}): re-initialising"
+            now = asyncio.get_running_loop().time()
+            self._facts = facts.restart_urc(self._facts, urc.line, now)
+            if self._facts.phase is Phase.RUNNING:
                 self._publish()
         self._wake.set()
 
@@ -292,30 +284,28 @@ class ModemDriver:
         return urc.name == "+QIND" and urc.args.strip().strip('"').upper() in QIND_READY
 
     def _on_cpin(self, state: str) -> None:
-        ready = self._sim_check is not None and self._sim_check.ready
+        check = self._facts.sim_check
+        ready = check is not None and check.ready
+        now = asyncio.get_running_loop().time()
         if state == "READY":
             if not ready:
-                self._restart_seen_at = asyncio.get_running_loop().time()
+                self._facts = dataclasses.replace(self._facts, restart_seen_at=now)
             return
         if ready and state.startswith(SIM_LOST_STATES):
             log.warning("event=sim_lost port=%s cpin=%r", self.port, state)
-            self._sim_check = SimCheck(False, f"the SIM went away (+CPIN: {state})")
-            self._swept = False
-            self._restart_seen_at = asyncio.get_running_loop().time()
+            self._facts = facts.sim_lost(self._facts, state, now)
             self._publish()
 
     def _check_number_sms(self, deliver: SmsDeliver) -> None:
         """Operators that answer the number USSD by SMS: the SMS is still handed over as usual."""
-        wait = self._number_wait
-        if wait is None or self._sim is None:
+        wait, sim = self._facts.number_wait, self._facts.sim
+        if wait is None or sim is None:
             return
         if asyncio.get_running_loop().time() > wait.deadline:
             return
-        number = number_from_text(deliver.text or "", wait.pattern, self._sim.imsi)
+        number = number_from_text(deliver.text or "", wait.pattern, sim.imsi)
         if number is not None:
-            self._number = NumberFound(number, "ussd")
-            self._number_iccid = self._sim.iccid
-            self._number_wait = None
+            self._facts = facts.number_found(self._facts, NumberFound(number, "ussd"))
             log.info("event=number_found port=%s source=ussd-sms number=%s", self.port, number)
             self._publish()
 
@@ -323,16 +313,14 @@ class ModemDriver:
 
     async def _drive(self) -> None:
         bring_up_needed = True
-        self._override = None
+        self._facts = facts.worker_started(self._facts)
         while True:
             try:
                 if bring_up_needed:
                     await self._bring_up()
-                await self._serve()
-                bring_up_needed = False  # _serve only returns by raising
-            except _ModemRestarted:
+                await self._serve()  # returns when the modem must be re-initialised
                 bring_up_needed = True
-                self._override = None
+                self._facts = facts.worker_started(self._facts)
             except PortGone:
                 raise
             except AtError as failure:
@@ -343,42 +331,43 @@ class ModemDriver:
         """Init per playbook §2.2, SIM, identity, network, first sweep, number."""
         link = self._require_link()
         loop = asyncio.get_running_loop()
-        self._restart_seen_at = None
-        self._swept = False
-        if self._sim_check is not None and self._sim_check.ready:
-            self._sim_check = None  # "initialising" until the SIM answers again
-        self._setup = None
+        self._facts = facts.bring_up_began(self._facts)  # "initialising" until the SIM answers
         self._registration.clear()
         self._receiver.forget_memory_selection()
         self._publish()
         await wake(link, self.timings.wake_attempts)
         await apply_basics(link)
-        self._identity = await read_identity(link)
-        profile = self._identity.profile
+        identity = await read_identity(link)
+        self._facts = dataclasses.replace(self._facts, identity=identity)
+        profile = identity.profile
         log.info(
             "event=modem_identified port=%s manufacturer=%r model=%r imei=%s profile=%s",
             self.port,
-            self._identity.manufacturer,
-            self._identity.model,
-            self._identity.imei,
+            identity.manufacturer,
+            identity.model,
+            identity.imei,
             profile.name,
         )
         await apply_vendor_settings(link, profile)
-        self._sim_check = await wait_for_sim(
+        check = await wait_for_sim(
             link,
             pin=self.settings.pin,
-            pin_allowed=not self._pin_rejected,
+            pin_allowed=not self._facts.pin_rejected,
             ready_seconds=self.timings.sim_ready_seconds,
         )
-        self._pin_rejected = self._pin_rejected or self._sim_check.pin_rejected
-        if not self._sim_check.ready:
-            log.warning("event=sim_not_ready port=%s detail=%r", self.port, self._sim_check.detail)
-            self._schedule("sim_retry", self.timings.sim_retry_seconds)
+        self._facts = dataclasses.replace(
+            self._facts,
+            sim_check=check,
+            pin_rejected=self._facts.pin_rejected or check.pin_rejected,
+        )
+        if not check.ready:
+            log.warning("event=sim_not_ready port=%s detail=%r", self.port, check.detail)
+            self._schedule(Job.SIM_RETRY, self.timings.sim_retry_seconds)
             await setup_network_reports(link, profile)
             self._publish()
             return
         sim = await read_sim_identity(link, profile)
-        if self._sim is None or self._sim.iccid != sim.iccid:
+        if self._facts.sim is None or self._facts.sim.iccid != sim.iccid:
             log.info(
                 "event=sim_identified port=%s iccid=%s source=%s imsi=%s mccmnc=%s",
                 self.port,
@@ -387,46 +376,56 @@ class ModemDriver:
                 sim.imsi,
                 sim.mccmnc,
             )
-        self._sim = sim
-        if self._number_iccid != sim.iccid:
-            self._number = None
-            self._number_wait = None
+        self._facts = facts.sim_identified(self._facts, sim)
         deadline = loop.time() + self.timings.sim_ready_seconds
-        self._setup = await setup_sms(link, deadline)
+        setup = await setup_sms(link, deadline)
+        self._facts = dataclasses.replace(self._facts, setup=setup)
         await setup_network_reports(link, profile)
         await self._poll_network()
         self._publish()
         await self._receive()
         await self._sweep()
-        self._schedule("reassert", self.timings.reassert_seconds)
-        self._schedule("signal", self.settings.signal_poll_seconds)
-        if self._number is None:
+        self._schedule(Job.REASSERT, self.timings.reassert_seconds)
+        self._schedule(Job.SIGNAL, self.settings.signal_poll_seconds)
+        if self._facts.number is None:
             await self._find_number()
         self._publish()
 
     async def _serve(self) -> None:
-        """Work through whatever is due, then sleep until the next deadline or URC."""
+        """Work through whatever is due, then sleep until the next deadline or URC.
+
+        Returns when the modem must be re-initialised: a reboot/ready URC has settled, a hold
+        ended, or it is time to look for a SIM again. Raises on a failure to recover from.
+        """
         loop = asyncio.get_running_loop()
         link = self._require_link()
         while True:
             _raise_if_cancelling()
-            self._check_restart(loop.time())
+            if facts.restart_settled(self._facts, loop.time(), self.timings.reboot_settle_seconds):
+                return
             try:
-                await self._serve_requests()
+                if await self._serve_requests():
+                    return
                 await self._receive()
-                if self._sim_ready and (self._due_now("sweep") or self._receiver.sweep_wanted):
+                if self._facts.sim_ready and (
+                    self._due_now(Job.SWEEP) or self._receiver.sweep_wanted
+                ):
                     await self._sweep()
                 if loop.time() - link.last_answer_at >= self.settings.keepalive_seconds:
                     await link.run(PROBE)
-                if self._due_now("signal"):
+                if self._due_now(Job.SIGNAL):
                     await self._poll_network()
-                    self._schedule("signal", self.settings.signal_poll_seconds)
-                if self._due_now("reassert"):
+                    self._schedule(Job.SIGNAL, self.settings.signal_poll_seconds)
+                if self._due_now(Job.REASSERT):
                     await self._reassert()
-                if self._sim_ready and self._number is None and self._due_now("number"):
+                if (
+                    self._facts.sim_ready
+                    and self._facts.number is None
+                    and self._due_now(Job.NUMBER)
+                ):
                     await self._find_number()
-                if not self._sim_ready and self._due_now("sim_retry"):
-                    raise _ModemRestarted
+                if not self._facts.sim_ready and self._due_now(Job.SIM_RETRY):
+                    return
                 self._errors = 0
             except AtError as error:
                 if isinstance(error, (AtTimeout, PortGone)):
@@ -441,93 +440,92 @@ class ModemDriver:
                 if self._errors >= MAX_CONSECUTIVE_ERRORS:
                     self._errors = 0
                     raise
-                self._schedule("sweep", min(self.settings.sweep_seconds, 1.0))
+                self._schedule(Job.SWEEP, min(self.settings.sweep_seconds, 1.0))
             self._publish()
             await self._sleep_until_due(loop)
 
     async def _sleep_until_due(self, loop: asyncio.AbstractEventLoop) -> None:
         link = self._require_link()
-        if self._port_lost:
+        if self._facts.port_lost:
             raise PortGone("serial port lost", port=self.port)
         if self._requests:
             return
-        if self._sim_ready and (self._receiver.hints or self._receiver.sweep_wanted):
+        if self._facts.sim_ready and (self._receiver.hints or self._receiver.sweep_wanted):
             return
         deadlines = [link.last_answer_at + self.settings.keepalive_seconds]
         deadlines += list(self._due.values())
-        if self._restart_seen_at is not None:
-            deadlines.append(self._restart_seen_at + self.timings.reboot_settle_seconds)
+        seen = self._facts.restart_seen_at
+        if seen is not None:
+            deadlines.append(seen + self.timings.reboot_settle_seconds)
         delay = max(0.0, min(deadlines) - loop.time())
         self._wake.clear()
         await _wait_event(self._wake, delay)
-        if self._port_lost:
+        if self._facts.port_lost:
             raise PortGone("serial port lost", port=self.port)
-
-    def _check_restart(self, now: float) -> None:
-        seen = self._restart_seen_at
-        if seen is not None and now - seen >= self.timings.reboot_settle_seconds:
-            raise _ModemRestarted
 
     async def _receive(self) -> None:
         """Routed PDUs first (they exist only in memory), then the `+CMTI` hints."""
-        if not self._sim_ready or self._sim is None:
+        sim = self._facts.sim
+        if not self._facts.sim_ready or sim is None:
             return
         link = self._require_link()
-        await self._receiver.handle_routed(link, self._sim.iccid, self._setup)
-        await self._receiver.handle_hints(link, self._sim.iccid)
+        await self._receiver.handle_routed(link, sim.iccid, self._facts.setup)
+        await self._receiver.handle_hints(link, sim.iccid)
 
     async def _sweep(self) -> None:
-        assert self._sim is not None and self._setup is not None
-        await self._receiver.sweep(self._require_link(), self._setup, self._sim.iccid)
-        if not self._swept:
+        sim, setup = self._facts.sim, self._facts.setup
+        assert sim is not None and setup is not None
+        await self._receiver.sweep(self._require_link(), setup, sim.iccid)
+        if not self._facts.swept:
             log.info("event=first_sweep_done port=%s storage=%s", self.port, self._receiver.storage)
-        self._swept = True
-        self._last_sweep_at = time.time()
-        self._schedule("sweep", self.settings.sweep_seconds)
+        self._facts = facts.sweep_done(self._facts, time.time())
+        self._schedule(Job.SWEEP, self.settings.sweep_seconds)
 
     async def _poll_network(self) -> None:
         link = self._require_link()
-        profile = self._identity.profile if self._identity else GENERIC
         before = self._registration.summary
-        await query_registration(link, self._registration, lte=profile.has_lte)
+        await query_registration(link, self._registration, lte=self._profile.has_lte)
+        self._note_registration()
         if self._registration.summary != before:
             log.info(
                 "event=registration port=%s registration=%s", self.port, self._registration.summary
             )
-        self._operator = await query_operator(link) if self._registration.registered else None
-        self._rssi = await query_signal(link)
+        operator = await query_operator(link) if self._facts.registered else None
+        self._facts = dataclasses.replace(self._facts, operator=operator)
+        rssi = await query_signal(link)
+        self._facts = dataclasses.replace(self._facts, rssi=rssi)
 
     async def _reassert(self) -> None:
         """Re-send the volatile settings (F23): cheap, and other software may have changed them."""
         link = self._require_link()
-        profile = self._identity.profile if self._identity else GENERIC
+        profile = self._profile
         await apply_basics(link)
         await apply_vendor_settings(link, profile)
-        if self._setup is not None:
+        if self._facts.setup is not None:
             deadline = asyncio.get_running_loop().time() + self.timings.command_seconds
-            self._setup = await setup_sms(link, deadline, self._setup)
+            setup = await setup_sms(link, deadline, self._facts.setup)
+            self._facts = dataclasses.replace(self._facts, setup=setup)
             self._receiver.forget_memory_selection()
         await setup_network_reports(link, profile)
-        self._schedule("reassert", self.timings.reassert_seconds)
+        self._schedule(Job.REASSERT, self.timings.reassert_seconds)
 
     async def _find_number(self) -> None:
-        assert self._sim is not None
-        self._schedule("number", self.timings.number_retry_seconds)
-        wait = self._number_wait
+        sim = self._facts.sim
+        assert sim is not None
+        self._schedule(Job.NUMBER, self.timings.number_retry_seconds)
+        wait = self._facts.number_wait
         if wait is not None and asyncio.get_running_loop().time() <= wait.deadline:
             return  # the operator's SMS may still come
         found = await discover_number(
             self._require_link(),
             self.settings,
-            iccid=self._sim.iccid,
-            imsi=self._sim.imsi,
-            mccmnc=self._sim.mccmnc,
-            registered=self._registration.registered,
+            iccid=sim.iccid,
+            imsi=sim.imsi,
+            mccmnc=sim.mccmnc,
+            registered=self._facts.registered,
         )
         if isinstance(found, NumberFound):
-            self._number = found
-            self._number_iccid = self._sim.iccid
-            self._number_wait = None
+            self._facts = facts.number_found(self._facts, found)
             log.info(
                 "event=number_found port=%s source=%s number=%s",
                 self.port,
@@ -535,13 +533,13 @@ class ModemDriver:
                 found.number,
             )
         elif isinstance(found, SmsNumberWait):
-            self._number_wait = found
-            self._schedule("number", self.timings.ussd_sms_window_seconds)
+            self._facts = dataclasses.replace(self._facts, number_wait=found)
+            self._schedule(Job.NUMBER, self.timings.ussd_sms_window_seconds)
         else:
             log.warning(
                 "event=number_unknown port=%s iccid=%s detail=%r",
                 self.port,
-                self._sim.iccid,
+                sim.iccid,
                 "no rung of the number ladder knew it: configure [sims.<ICCID>] number",
             )
 
@@ -549,41 +547,41 @@ class ModemDriver:
         """Climb the ladder until a bring-up works; DEAD in between, retried rarely."""
         ladder = self._ladder
         assert ladder is not None
-        self._override = ModemState.RECOVERING
-        self._detail = f"modem stopped answering properly ({failure}); recovering"
-        self._swept = False
+        detail = f"modem stopped answering properly ({failure}); recovering"
+        self._facts = facts.recovering(self._facts, detail)
         self._publish()
         while True:
             rung = await ladder.climb(self._bring_up)
             if rung is not None:
-                self._override = None
+                self._facts = facts.worker_started(self._facts)
                 self._publish()
                 return
-            self._override = ModemState.DEAD
-            self._detail = (
+            detail = (
                 "modem does not recover by AT commands (tried "
                 f"{ladder.summary()}): check its power supply and USB cable; retried every "
                 f"{self.timings.dead_retry_seconds:.0f} s"
             )
+            self._facts = facts.dead(self._facts, detail)
             log.error("event=modem_dead port=%s deaths=%d", self.port, ladder.deaths)
             self._publish()
             await self._wait_for_restart(self.timings.dead_retry_seconds)
-            if self._port_lost:
+            if self._facts.port_lost:
                 raise PortGone("serial port lost", port=self.port)
-            self._override = ModemState.RECOVERING
+            self._facts = facts.recovering(self._facts)
             self._publish()
 
     async def _wait_for_restart(self, timeout: float) -> bool:
         """Wait up to `timeout` for a reboot/ready URC (or a lost port); True when one came."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        start_mark = self._restart_seen_at
+        start_mark = self._facts.restart_seen_at
         while loop.time() < deadline:
-            if self._port_lost:
+            if self._facts.port_lost:
                 return False
-            if self._restart_seen_at is not None and self._restart_seen_at != start_mark:
+            seen = self._facts.restart_seen_at
+            if seen is not None and seen != start_mark:
                 # let the boot burst finish before talking to the modem
-                settle = self._restart_seen_at + self.timings.reboot_settle_seconds - loop.time()
+                settle = seen + self.timings.reboot_settle_seconds - loop.time()
                 if settle <= 0:
                     return True
                 await asyncio.sleep(settle)
@@ -596,13 +594,18 @@ class ModemDriver:
     # -- state and reporting ---------------------------------------------------------------------
 
     @property
-    def _sim_ready(self) -> bool:
-        return self._sim_check is not None and self._sim_check.ready and self._sim is not None
+    def _profile(self) -> ModelProfile:
+        identity = self._facts.identity
+        return identity.profile if identity else GENERIC
 
-    def _schedule(self, job: str, in_seconds: float) -> None:
+    def _note_registration(self) -> None:
+        """The registration book changed: the facts take its summary word."""
+        self._facts = dataclasses.replace(self._facts, registration=self._registration.summary)
+
+    def _schedule(self, job: Job, in_seconds: float) -> None:
         self._due[job] = asyncio.get_running_loop().time() + in_seconds
 
-    def _due_now(self, job: str) -> bool:
+    def _due_now(self, job: Job) -> bool:
         due = self._due.get(job)
         return due is not None and asyncio.get_running_loop().time() >= due
 
@@ -611,54 +614,24 @@ class ModemDriver:
             raise PortGone("the driver has no open port", port=self.port)
         return self._link
 
-    def _state(self) -> tuple[ModemState, str | None]:
-        if self._override is not None:
-            return self._override, self._detail
-        check = self._sim_check
-        if check is None:
-            return ModemState.STARTING, self._detail or "initialising"
-        if not check.ready:
-            return ModemState.NO_SIM, check.detail
-        if self._sim is None:
-            return ModemState.STARTING, "reading the SIM's identity"
-        if not self._registration.registered:
-            word = self._registration.summary or "unknown"
-            return ModemState.SEARCHING, f"not registered on a network ({word})"
-        if self._restart_seen_at is not None or not self._swept:
-            return ModemState.STARTING, self._detail or "waiting for the first storage sweep"
-        if self._number is None:
-            return ModemState.STARTING, (
-                "the SIM's number is unknown: configure [sims.<ICCID>] number, or a USSD rule "
-                "for its network"
-            )
-        return ModemState.READY, None
-
-    def _publish(self) -> None:
-        """Build the snapshot; report it when something that matters changed."""
-        state, detail = self._state()
-        identity, sim, number = self._identity, self._sim, self._number
-        status = ModemStatus(
-            port=self.port,
-            state=state,
-            manufacturer=identity.manufacturer if identity else None,
-            model=identity.model if identity else None,
-            revision=identity.revision if identity else None,
-            imei=identity.imei if identity else None,
-            iccid=sim.iccid if sim else None,
-            imsi=sim.imsi if sim else None,
-            mccmnc=sim.mccmnc if sim else None,
-            number=number.number if number else None,
-            number_source=number.source if number else None,
-            registration=self._registration.summary,
-            operator_code=self._operator,
-            signal_rssi=self._rssi,
+    def _sampled(self) -> ModemFacts:
+        """The facts with the counters the receiver, the engine and the ladder keep, as of now."""
+        return dataclasses.replace(
+            self._facts,
             storage=dict(self._receiver.storage),
-            last_sweep_at=self._last_sweep_at,
             last_sms_at=self._receiver.last_sms_at,
-            detail=detail,
             timeouts=self._timeouts(),
             recoveries=self._ladder.recoveries() if self._ladder else {},
         )
+
+    def _state(self) -> tuple[ModemState, str | None]:
+        return facts.state_of(self._facts)
+
+    def _publish(self) -> None:
+        """Build the snapshot; report it when something that matters changed."""
+        self._facts = self._sampled()
+        status = facts.status_of(self._facts)
+        state, detail = status.state, status.detail
         self._status = status
         # The farm hears of every change but signal wobbles and sweeps; the log only of changes
         # an operator acts on (a new SMS or counter is logged where it happens).
@@ -693,6 +666,5 @@ class ModemDriver:
         return self._earlier_timeouts + (link.engine.timeouts if link is not None else 0)
 
     def _gone(self, why: str) -> None:
-        self._override = ModemState.GONE
-        self._detail = f"{why}; the farm retries when the port is back"
+        self._facts = facts.gone(self._facts, why)
         self._publish()
