@@ -306,18 +306,9 @@ class SmsReceiver:
             return False
         try:
             await link.run(DELETE_SMS.at(index=index))
-        except CmsError as error:
-            if error.code == CMS_INVALID_INDEX:
+        except (CmsError, CmeError, AtCommandError) as error:
+            if isinstance(error, CmsError) and error.code == CMS_INVALID_INDEX:
                 return True  # already gone
-            log.warning(
-                "event=sms_delete_failed port=%s storage=%s index=%d final=%r",
-                self.port,
-                memory,
-                index,
-                error.final_line,
-            )
-            return False
-        except (CmeError, AtCommandError) as error:
             log.warning(
                 "event=sms_delete_failed port=%s storage=%s index=%d final=%r",
                 self.port,

@@ -9,13 +9,28 @@ with these types, so both refuse bad input with the same words.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from collections.abc import Mapping
+from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, Field, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+
+GET_SERVICES = "GET_SERVICES"
+GET_NUMBER = "GET_NUMBER"
+FINISH_ACTIVATION = "FINISH_ACTIVATION"
+PUSH_SMS = "PUSH_SMS"
 
 SUCCESS = "SUCCESS"
 ERROR = "ERROR"
 NO_NUMBERS = "NO_NUMBERS"
+ANY_OPERATOR = "any"
 
 #: The longest number prefix `exceptionPhoneSet` may hold (E.164 numbers are at most 15 digits).
 MAX_PREFIX_DIGITS = 20
@@ -54,6 +69,32 @@ def presented_key(payload: Any) -> str | None:
     if key is not None and not isinstance(key, str):
         raise BadRequest("key: must be a string")
     return key
+
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+def parse_body(
+    payload: Any, bodies: Mapping[str, type[BodyT]], default_action: str | None = None
+) -> tuple[str, BodyT]:
+    """The action a decoded JSON body asks for and the body validated by that action's model.
+
+    `default_action` stands when the body names none (Onlinesim's documented paths carry it).
+    """
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object")
+    action = payload.get("action", default_action)
+    if action is None:
+        raise BadRequest("missing field: action")
+    if not isinstance(action, str):
+        raise BadRequest("action: must be a string")
+    model = bodies.get(action)
+    if model is None:
+        raise BadRequest(f"unknown action: {action[:40]}")
+    try:
+        return action, model.model_validate(payload)
+    except ValidationError as exc:
+        raise BadRequest(describe(exc)) from None
 
 
 def describe(exc: ValidationError) -> str:

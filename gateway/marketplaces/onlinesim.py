@@ -12,17 +12,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from gateway.marketplaces.fields import (
+    ANY_OPERATOR,
+    FINISH_ACTIVATION,
+    GET_NUMBER,
+    GET_SERVICES,
+    PUSH_SMS,
     SUCCESS,
     BadRequest,
     Prefix,
     Sum,
-    describe,
     error_reply,
     no_numbers_reply,
     number_reply,
+    parse_body,
     presented_key,
     push_delivered,
     success_reply,
@@ -31,6 +36,12 @@ from gateway.pool.pool import RENT, NumberRequest
 
 # Shared with the other dialects, and part of this one.
 __all__ = [
+    "ANY_OPERATOR",
+    "FINISH_ACTIVATION",
+    "GET_NUMBER",
+    "GET_SERVICES",
+    "PUSH_SMS",
+    "SUCCESS",
     "BadRequest",
     "error_reply",
     "no_numbers_reply",
@@ -39,12 +50,6 @@ __all__ = [
     "success_reply",
 ]
 
-GET_SERVICES = "GET_SERVICES"
-GET_NUMBER = "GET_NUMBER"
-FINISH_ACTIVATION = "FINISH_ACTIVATION"
-PUSH_SMS = "PUSH_SMS"
-
-ANY_OPERATOR = "any"
 
 #: The documented paths, each naming the action it carries and whether it is the rent twin.
 PATHS: dict[str, tuple[str, bool]] = {
@@ -129,21 +134,8 @@ def requested_action(payload: Any, path: str) -> str | None:
 
 def parse_request(payload: Any, path: str) -> Request:
     """Validate a decoded JSON body; the body's `action` wins over the path's."""
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object")
     path_action, rent_path = PATHS.get(path, (None, False))
-    action = payload.get("action", path_action)
-    if action is None:
-        raise BadRequest("missing field: action")
-    if not isinstance(action, str):
-        raise BadRequest("action: must be a string")
-    model = _BODIES.get(action)
-    if model is None:
-        raise BadRequest(f"unknown action: {action[:40]}")
-    try:
-        body = model.model_validate(payload)
-    except ValidationError as exc:
-        raise BadRequest(describe(exc)) from None
+    action, body = parse_body(payload, _BODIES, path_action)
     return Request(action=action, body=body, rent_path=rent_path)
 
 

@@ -13,23 +13,34 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from gateway.marketplaces.fields import (
+    ANY_OPERATOR,
+    FINISH_ACTIVATION,
+    GET_NUMBER,
+    GET_SERVICES,
+    PUSH_SMS,
     SUCCESS,
     BadRequest,
     Prefix,
     Sum,
-    describe,
     error_reply,
     no_numbers_reply,
     number_reply,
+    parse_body,
     presented_key,
     push_delivered,
     success_reply,
 )
 
 __all__ = [
+    "ANY_OPERATOR",
+    "FINISH_ACTIVATION",
+    "GET_NUMBER",
+    "GET_SERVICES",
+    "PUSH_SMS",
+    "SUCCESS",
     "BadRequest",
     "error_reply",
     "no_numbers_reply",
@@ -38,12 +49,6 @@ __all__ = [
     "success_reply",
 ]
 
-GET_SERVICES = "GET_SERVICES"
-GET_NUMBER = "GET_NUMBER"
-FINISH_ACTIVATION = "FINISH_ACTIVATION"
-PUSH_SMS = "PUSH_SMS"
-
-ANY_OPERATOR = "any"
 
 #: ISO 4217 numeric codes SMSHUB prices in.
 RUB = 643
@@ -108,20 +113,7 @@ def requested_action(payload: Any) -> str | None:
 
 def parse_request(payload: Any) -> Request:
     """Validate a decoded JSON body (every SMSHUB action arrives on the one agent URL)."""
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object")
-    action = payload.get("action")
-    if action is None:
-        raise BadRequest("missing field: action")
-    if not isinstance(action, str):
-        raise BadRequest("action: must be a string")
-    model = _BODIES.get(action)
-    if model is None:
-        raise BadRequest(f"unknown action: {action[:40]}")
-    try:
-        body = model.model_validate(payload)
-    except ValidationError as exc:
-        raise BadRequest(describe(exc)) from None
+    action, body = parse_body(payload, _BODIES)
     return Request(action=action, body=body)
 
 
